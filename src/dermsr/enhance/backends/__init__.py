@@ -1,0 +1,1 @@
+"""Built-in backends, one module per runtime. Each imports its runtime lazily."""

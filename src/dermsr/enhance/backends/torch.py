@@ -1,0 +1,89 @@
+"""PyTorch backend: the reference implementation every other runtime is compared with."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ...errors import BackendUnavailableError, InputError
+from ...models.spec import Model
+from ..registry import Backend, BackendOptions
+
+__all__ = ["TorchBackend", "TorchSession"]
+
+
+def parse_device(device: str):
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` → ``torch.device``, checked against this machine."""
+    import torch
+
+    if not isinstance(device, str):
+        raise InputError(f"device must be a string like 'cpu', 'cuda' or 'cuda:1', got {device!r}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(f"device {device!r} requested but CUDA is not available here")
+        index = 0 if dev.index is None else dev.index
+        if index >= torch.cuda.device_count():
+            raise InputError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+        dev = torch.device("cuda", index)
+    elif dev.type != "cpu":
+        raise InputError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return dev
+
+
+class TorchSession:
+    backend = "torch"
+    thread_safe = True
+
+    def __init__(self, model: Model, options: BackendOptions) -> None:
+        import torch
+
+        self.device = parse_device(options.device)
+        if options.half and self.device.type != "cuda":
+            raise InputError("half=True needs a CUDA device; fp16 on the CPU is slow and inexact")
+        if options.threads is not None:
+            torch.set_num_threads(int(options.threads))
+        self.half = bool(options.half)
+        self.net = model.to_torch().to(self.device)
+        # fp16 weights are a separate copy, so the fp32 fallback stays exact
+        self._net_fp16 = model.to_torch().to(self.device).half() if self.half else None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            t = torch.from_numpy(x).to(self.device)
+            if self._net_fp16 is not None:
+                y = self._net_fp16(t.half()).float()
+                if torch.isfinite(y).all():
+                    return self._to_host(y)
+                warnings.warn(
+                    "fp16 output contained NaN/inf; this tile was recomputed in fp32",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            y = self.net(t)
+            return self._to_host(y)
+
+    def _to_host(self, y) -> np.ndarray:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+        return y.detach().to("cpu", dtype=y.dtype).float().numpy()
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    extra = None
+    runtime_module = "torch"
+
+    def load(self, model: Model, options: BackendOptions) -> TorchSession:
+        self.require()
+        return TorchSession(model, options)

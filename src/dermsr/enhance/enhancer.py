@@ -1,0 +1,195 @@
+"""The Enhancer: one model on one runtime, with shared tiling, conversions and output checks."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError, InputError
+from ..models import load_model
+from ..models.spec import Model
+from . import convert
+from .registry import BackendOptions, Session, get_backend
+from .tiling import TilePlan, plan_tiles, run_tiled
+
+__all__ = ["AUTO_TILE", "Enhancer", "check_output"]
+
+#: Tile side used by ``tile="auto"``: images up to this size run whole; larger ones are cut
+#: into tiles of at most this many low-resolution pixels a side (bounded working memory).
+AUTO_TILE = 512
+
+#: Values outside this range are not a model's overshoot but a runtime returning garbage.
+SANE_RANGE = (-1.0, 2.0)
+
+#: Order in which ``backend="auto"`` tries runtimes (see docs/backends.md for how it was measured).
+AUTO_ORDER = ("torch",)
+
+
+def check_output(y: np.ndarray, backend: str) -> np.ndarray:
+    """Refuse non-finite or far out-of-range output (naming the backend), then clamp to [0, 1]."""
+    if not np.all(np.isfinite(y)):
+        bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
+        raise BackendError(f"backend {backend!r} returned {bad} non-finite value(s): corrupted output")
+    lo, hi = float(y.min()), float(y.max())
+    if lo < SANE_RANGE[0] or hi > SANE_RANGE[1]:
+        raise BackendError(
+            f"backend {backend!r} returned values in [{lo:.4g}, {hi:.4g}], far outside the model's "
+            f"range {SANE_RANGE}: corrupted output"
+        )
+    return np.clip(y, 0.0, 1.0, out=y)
+
+
+class Enhancer:
+    """Super-resolve images with one model on one runtime.
+
+    Parameters
+    ----------
+    model:
+        Built-in model name, weights path, or :class:`~dermsr.models.Model`
+        (default ``"realesr-animevideov3-x4"``). The scale always comes from the model.
+    backend:
+        ``"torch"``, ``"onnxruntime"``, ``"ncnn"``, ``"executorch"``, ``"auto"`` or a plugin's name.
+    device:
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (backends that support it).
+    tile:
+        ``"auto"`` (default: whole image up to 512 px a side, else tiles of ≤ 512 px),
+        ``None`` (never tile) or a tile side in low-resolution pixels.
+    tile_pad:
+        Context around each tile; default the model's receptive field, which makes tiled
+        output equal untiled output to float precision. Smaller values are allowed but warned.
+    threads:
+        Threads the runtime may use (default: the runtime's own default, all cores).
+    half:
+        fp16 inference, CUDA only; any non-finite fp16 output is recomputed in fp32 with a warning.
+
+    The runtime session is created on first use in each process, so an Enhancer can be pickled
+    or sent to worker processes; one Enhancer may be used from several threads at once.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | Model | None = None,
+        backend: str = "torch",
+        *,
+        device: str = "cpu",
+        tile: int | str | None = "auto",
+        tile_pad: int | None = None,
+        threads: int | None = None,
+        half: bool = False,
+        **backend_options: Any,
+    ) -> None:
+        self.model = load_model(model)
+        if tile is not None and tile != "auto" and (
+            isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1
+        ):
+            raise InputError(f"tile must be 'auto', None or a positive integer, got {tile!r}")
+        if tile_pad is not None and (not isinstance(tile_pad, (int, np.integer)) or tile_pad < 0):
+            raise InputError(f"tile_pad must be None or an integer >= 0, got {tile_pad!r}")
+        if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
+            raise InputError(f"threads must be None or a positive integer, got {threads!r}")
+        self.tile = tile
+        self.tile_pad = self.model.receptive_field if tile_pad is None else int(tile_pad)
+        self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options))
+        self.backend_name = self._resolve_backend(backend)
+        self._backend = get_backend(self.backend_name)
+        self._backend.require()
+        self._session: Session | None = None
+        self._session_pid: int | None = None
+        self._lock = threading.Lock()  # guards session creation
+        self._run_lock = threading.Lock()  # serialises runs of sessions that are not thread-safe
+
+    # -- construction -------------------------------------------------------------------------
+    def _resolve_backend(self, backend: str) -> str:
+        if not isinstance(backend, str):
+            raise InputError(f"backend must be a name, got {type(backend).__name__}")
+        if backend != "auto":
+            get_backend(backend)  # unknown names raise with the known ones listed
+            return backend
+        for name in AUTO_ORDER:
+            try:
+                if get_backend(name).availability().available:
+                    return name
+            except Exception:  # pragma: no cover - a plugin that cannot even say
+                continue
+        return "torch"
+
+    @property
+    def scale(self) -> int:
+        return self.model.scale
+
+    def __repr__(self) -> str:
+        return (
+            f"Enhancer(model={self.model.name!r}, backend={self.backend_name!r}, "
+            f"device={self.options.device!r}, tile={self.tile!r}, tile_pad={self.tile_pad}, "
+            f"threads={self.options.threads})"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_session"] = None
+        state["_session_pid"] = None
+        del state["_lock"], state["_run_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    @property
+    def session(self) -> Session:
+        """The runtime session of this process (created on first use, never shared across fork)."""
+        pid = os.getpid()
+        if self._session is None or self._session_pid != pid:
+            with self._lock:
+                if self._session is None or self._session_pid != pid:
+                    self._session = self._backend.load(self.model, self.options)
+                    self._session_pid = pid
+        return self._session
+
+    # -- the core -----------------------------------------------------------------------------
+    def tile_plan(self, height: int, width: int) -> TilePlan:
+        """The tiles an ``height``×``width`` input would be cut into."""
+        tile = self.tile
+        if tile == "auto":
+            tile = AUTO_TILE if max(height, width) > AUTO_TILE else None
+        return plan_tiles(height, width, scale=self.scale, tile=tile, pad=self.tile_pad)
+
+    def _run_session(self, x: np.ndarray) -> np.ndarray:
+        session = self.session
+        if getattr(session, "thread_safe", False):
+            y = session.run(x)
+        else:
+            with self._run_lock:
+                y = session.run(x)
+        return np.asarray(y, dtype=np.float32)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """float32 NCHW RGB [0, 1] → float32 NCHW RGB [0, 1] ×scale, tiled, checked and clamped."""
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != self.model.config.num_in_ch:
+            got = getattr(x, "shape", type(x).__name__)
+            raise InputError(f"expected a float32 (N, {self.model.config.num_in_ch}, H, W) array, got {got}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        plan = self.tile_plan(x.shape[2], x.shape[3])
+        y = run_tiled(self._run_session, x, plan)
+        return check_output(y, self.backend_name)
+
+    def enhance(self, image: Any) -> Any:
+        """Super-resolve one image and give it back in the same kind, ×scale.
+
+        Accepts HxWx3 RGB / HxWx4 RGBA / HxW grey NumPy arrays (uint8, uint16 or float in
+        [0, 1]), torch tensors (CHW or NCHW), and file paths (returned as arrays).
+        """
+        if isinstance(image, (str, Path)):
+            from ..io import read_image
+
+            image = read_image(image)
+        prep = convert.prepare(image)
+        y = self.run(prep.x)
+        return convert.restore(y, prep)
+
+    __call__ = enhance

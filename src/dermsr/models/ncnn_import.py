@@ -1,0 +1,205 @@
+"""Import an NCNN ``.param``/``.bin`` pair of an SRVGGNetCompact into a state dict.
+
+Pure Python/NumPy: the NCNN runtime is not needed. Formats, from NCNN's documentation of its
+model files: the ``.param`` text starts with the magic ``7767517`` then ``layer_count
+blob_count`` and one line per layer (``type name n_in n_out in... out... key=value...``).
+In the ``.bin``, a Convolution's weights are preceded by a 4-byte tag (``0x01306B47``: fp16
+values, padded to 4 bytes; ``0``: float32); its bias and PReLU slopes are raw float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CheckpointError
+from .spec import ModelConfig, infer_config
+
+__all__ = ["NcnnLayer", "import_ncnn", "parse_param"]
+
+NCNN_MAGIC = 7767517
+TAG_FP16 = 0x01306B47
+TAG_INT8 = 0x000D4B38
+
+
+@dataclass(frozen=True)
+class NcnnLayer:
+    type: str
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    params: dict[int, str]
+
+    def int_param(self, key: int, default: int | None = None) -> int:
+        if key not in self.params:
+            if default is None:
+                raise CheckpointError(f"NCNN layer {self.name}: parameter {key} missing")
+            return default
+        return int(self.params[key])
+
+    def float_param(self, key: int, default: float) -> float:
+        return float(self.params[key]) if key in self.params else default
+
+
+def parse_param(path: str | Path) -> list[NcnnLayer]:
+    """Parse an NCNN ``.param`` text file into layers."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="ascii").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a readable NCNN .param text file ({exc})") from exc
+    lines = [ln.strip() for ln in lines if ln.strip()]
+    if not lines or lines[0] != str(NCNN_MAGIC):
+        raise CheckpointError(f"{path}: expected NCNN magic {NCNN_MAGIC} on the first line")
+    try:
+        layer_count, _blob_count = (int(t) for t in lines[1].split())
+    except (IndexError, ValueError) as exc:
+        raise CheckpointError(f"{path}: second line must be 'layer_count blob_count'") from exc
+    layers = []
+    for lineno, line in enumerate(lines[2:], start=3):
+        tok = line.split()
+        try:
+            n_in, n_out = int(tok[2]), int(tok[3])
+            ins = tuple(tok[4 : 4 + n_in])
+            outs = tuple(tok[4 + n_in : 4 + n_in + n_out])
+            params = {}
+            for kv in tok[4 + n_in + n_out :]:
+                k, v = kv.split("=", 1)
+                params[int(k)] = v
+        except (IndexError, ValueError) as exc:
+            raise CheckpointError(f"{path}:{lineno}: malformed layer line {line!r}") from exc
+        if len(ins) != n_in or len(outs) != n_out:
+            raise CheckpointError(f"{path}:{lineno}: layer line is truncated: {line!r}")
+        layers.append(NcnnLayer(tok[0], tok[1], ins, outs, params))
+    if len(layers) != layer_count:
+        raise CheckpointError(
+            f"{path}: header says {layer_count} layers, found {len(layers)} (truncated file?)"
+        )
+    return layers
+
+
+class _BinReader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data = path.read_bytes()
+        self.pos = 0
+
+    def _take(self, nbytes: int, what: str) -> bytes:
+        if self.pos + nbytes > len(self.data):
+            raise CheckpointError(
+                f"{self.path}: truncated: {what} needs {nbytes} bytes at offset {self.pos}, "
+                f"file has {len(self.data)} bytes"
+            )
+        chunk = self.data[self.pos : self.pos + nbytes]
+        self.pos += nbytes
+        return chunk
+
+    def raw_f32(self, count: int, what: str) -> np.ndarray:
+        return np.frombuffer(self._take(4 * count, what), dtype="<f4").astype(np.float32)
+
+    def tagged(self, count: int, what: str) -> np.ndarray:
+        """A weight blob behind NCNN's 4-byte storage tag."""
+        head = self._take(4, what + " tag")
+        tag = int.from_bytes(head, "little")
+        if tag == TAG_FP16:
+            nbytes = (2 * count + 3) // 4 * 4
+            blob = self._take(nbytes, what)
+            return np.frombuffer(blob[: 2 * count], dtype="<f2").astype(np.float32)
+        if tag == 0:
+            return self.raw_f32(count, what)
+        if tag == TAG_INT8:
+            raise CheckpointError(f"{self.path}: {what} is int8-quantised; not supported")
+        if sum(head) != 0:  # 256-entry float table + uint8 indices
+            table = self.raw_f32(256, what + " table")
+            idx = np.frombuffer(self._take((count + 3) // 4 * 4, what), dtype=np.uint8)[:count]
+            return table[idx]
+        raise CheckpointError(f"{self.path}: {what}: unknown storage tag 0x{tag:08X}")
+
+
+def import_ncnn(param_path: str | Path, bin_path: str | Path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
+    """Read an SRVGGNetCompact from NCNN files: returns its config and float32 state dict.
+
+    The layer graph must be Input → [Split] → Convolution (+PReLU)... → PixelShuffle, with an
+    Interp (nearest) of the input added to it, optionally followed by a bicubic Interp of the
+    sum (Real-ESRGAN's ×2/×3 files). Anything else, a truncated ``.bin`` or bytes left over
+    raise :class:`~dermsr.errors.CheckpointError`; no partial model is returned.
+    """
+    param_path, bin_path = Path(param_path), Path(bin_path)
+    layers = parse_param(param_path)
+    if not bin_path.is_file():
+        raise CheckpointError(f"NCNN weights file not found: {bin_path}")
+    reader = _BinReader(bin_path)
+    weights: dict[str, np.ndarray] = {}
+    act_type = None
+    body = 0
+    pixel_shuffle = None
+    out_resize = None
+    for layer in layers:
+        t = layer.type
+        if t in ("Input", "Split", "BinaryOp"):
+            continue
+        if t == "Convolution":
+            num_output = layer.int_param(0)
+            kernel = layer.int_param(1)
+            size = layer.int_param(6)
+            if kernel != 3 or layer.int_param(4, 0) != 1 or layer.int_param(3, 1) != 1:
+                raise CheckpointError(
+                    f"{param_path}: layer {layer.name}: expected a 3×3 stride-1 pad-1 convolution, "
+                    f"got kernel={kernel} params={layer.params}"
+                )
+            if size % (num_output * 9):
+                raise CheckpointError(f"{param_path}: layer {layer.name}: weight size {size} "
+                                      f"is not a multiple of {num_output}×3×3")
+            w = reader.tagged(size, f"{layer.name} weights")
+            weights[f"body.{body}.weight"] = w.reshape(num_output, size // (num_output * 9), 3, 3)
+            if layer.int_param(5, 0):
+                weights[f"body.{body}.bias"] = reader.raw_f32(num_output, f"{layer.name} bias")
+            else:
+                weights[f"body.{body}.bias"] = np.zeros(num_output, np.float32)
+            body += 1
+        elif t == "PReLU":
+            n = layer.int_param(0, 1)
+            weights[f"body.{body}.weight"] = reader.raw_f32(n, f"{layer.name} slopes")
+            body += 1
+        elif t == "ReLU":
+            act_type = "leakyrelu" if layer.float_param(0, 0.0) else "relu"
+            body += 1
+        elif t == "PixelShuffle":
+            pixel_shuffle = layer.int_param(0)
+        elif t == "Interp":
+            mode = layer.int_param(0, 0)
+            scale = layer.float_param(1, 1.0)
+            if pixel_shuffle is None:
+                raise CheckpointError(f"{param_path}: Interp {layer.name} before PixelShuffle")
+            if mode == 1 and abs(scale - pixel_shuffle) < 1e-6:
+                continue  # the nearest-neighbour residual branch
+            if mode == 3:
+                out_resize = scale
+                continue
+            raise CheckpointError(
+                f"{param_path}: layer {layer.name}: unexpected Interp mode={mode} scale={scale}"
+            )
+        else:
+            raise CheckpointError(
+                f"{param_path}: layer {layer.name} of type {t} is not part of an SRVGGNetCompact"
+            )
+    if reader.pos != len(reader.data):
+        raise CheckpointError(
+            f"{bin_path}: {len(reader.data) - reader.pos} bytes left over after the last layer: "
+            "the .bin does not belong to this .param"
+        )
+    out_scale = None
+    if out_resize is not None:
+        out_scale_f = out_resize * (pixel_shuffle or 1)
+        out_scale = int(round(out_scale_f))
+        if abs(out_scale - out_scale_f) > 1e-6:
+            raise CheckpointError(f"{param_path}: output resize gives non-integer scale {out_scale_f}")
+    config = infer_config(weights, act_type=act_type, out_scale=out_scale)
+    if pixel_shuffle is not None and pixel_shuffle != config.upscale:
+        raise CheckpointError(
+            f"{param_path}: PixelShuffle factor {pixel_shuffle} does not match the last "
+            f"convolution's {config.num_out_ch * config.upscale**2} channels"
+        )
+    return config, weights

@@ -1,0 +1,269 @@
+"""Model description that needs no deep-learning runtime: config, weights as NumPy, metadata.
+
+A :class:`Model` is what every backend receives. Its weights are a plain mapping of
+Real-ESRGAN state-dict keys (``body.N.weight`` ...) to float32 NumPy arrays, so model
+metadata, hashing and the NCNN importer work without importing torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import CheckpointError
+
+ActType = Literal["prelu", "relu", "leakyrelu"]
+ACT_TYPES: tuple[str, ...] = ("prelu", "relu", "leakyrelu")
+
+_BODY_KEY = re.compile(r"^body\.(\d+)\.(weight|bias)$")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of an SRVGGNetCompact.
+
+    ``upscale`` is the PixelShuffle factor of the network itself; ``out_scale`` is the scale
+    of the whole model's output. They differ only for models whose ×4 output is resized
+    afterwards (Real-ESRGAN's ``animevideov3`` ×2/×3 NCNN files apply a bicubic resize of the
+    ×4 output by 0.5 / 0.75).
+    """
+
+    num_in_ch: int = 3
+    num_out_ch: int = 3
+    num_feat: int = 64
+    num_conv: int = 16
+    upscale: int = 4
+    act_type: ActType = "prelu"
+    out_scale: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.act_type not in ACT_TYPES:
+            raise CheckpointError(f"act_type must be one of {ACT_TYPES}, got {self.act_type!r}")
+        for name in ("num_in_ch", "num_out_ch", "num_feat", "upscale"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise CheckpointError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(self.num_conv, int) or self.num_conv < 0:
+            raise CheckpointError(f"num_conv must be an int >= 0, got {self.num_conv!r}")
+        if self.out_scale is not None and not (1 <= self.out_scale <= self.upscale):
+            raise CheckpointError(
+                f"out_scale must be between 1 and upscale={self.upscale}, got {self.out_scale}"
+            )
+
+    @property
+    def scale(self) -> int:
+        """Output size / input size of the whole model."""
+        return self.out_scale if self.out_scale is not None else self.upscale
+
+    @property
+    def resized_output(self) -> bool:
+        return self.scale != self.upscale
+
+    @property
+    def receptive_field(self) -> int:
+        """Low-resolution pixels of context needed on each side for an exact output.
+
+        ``num_conv + 2`` 3×3 convolutions each widen the field by one pixel; a bicubic resize of
+        the output (×2/×3 models) reads up to one more low-resolution pixel.
+        """
+        return self.num_conv + 2 + (1 if self.resized_output else 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "num_in_ch": self.num_in_ch,
+            "num_out_ch": self.num_out_ch,
+            "num_feat": self.num_feat,
+            "num_conv": self.num_conv,
+            "upscale": self.upscale,
+            "act_type": self.act_type,
+            "out_scale": self.out_scale,
+        }
+
+
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The exact state-dict layout of Real-ESRGAN's SRVGGNetCompact for ``config``.
+
+    ``body`` alternates convolution (even index) and activation (odd index):
+    conv(in→f), act, num_conv × [conv(f→f), act], conv(f→out·s²).
+    """
+    f = config.num_feat
+    last = config.num_out_ch * config.upscale**2
+    convs = [(f, config.num_in_ch)] + [(f, f)] * config.num_conv + [(last, f)]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (out_ch, in_ch) in enumerate(convs):
+        shapes[f"body.{2 * i}.weight"] = (out_ch, in_ch, 3, 3)
+        shapes[f"body.{2 * i}.bias"] = (out_ch,)
+        if i < len(convs) - 1 and config.act_type == "prelu":
+            shapes[f"body.{2 * i + 1}.weight"] = (f,)
+    return shapes
+
+
+def infer_config(
+    state_dict: Mapping[str, Any],
+    act_type: ActType | None = None,
+    out_scale: int | None = None,
+) -> ModelConfig:
+    """Read every hyper-parameter of an SRVGGNetCompact off its state dict.
+
+    ``act_type`` is only needed for relu / leakyrelu networks, whose activations carry no
+    weights; a PReLU network is recognised by its slopes.
+    """
+    bad = sorted(k for k in state_dict if not _BODY_KEY.match(k))
+    if bad:
+        shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise CheckpointError(
+            "not an SRVGGNetCompact state dict: expected only 'body.N.weight'/'body.N.bias' "
+            f"keys, found {len(bad)} other key(s): {shown}"
+        )
+    convs: dict[int, tuple[int, ...]] = {}
+    slopes: dict[int, tuple[int, ...]] = {}
+    for key, value in state_dict.items():
+        m = _BODY_KEY.match(key)
+        if m is None:  # pragma: no cover - filtered above
+            continue
+        shape = tuple(np.shape(value))
+        if m.group(2) == "weight":
+            (convs if len(shape) == 4 else slopes)[int(m.group(1))] = shape
+    if len(convs) < 2:
+        raise CheckpointError(
+            f"not an SRVGGNetCompact state dict: expected at least 2 convolutions, found {len(convs)}"
+        )
+    first, last = convs[min(convs)], convs[max(convs)]
+    num_feat, num_in_ch = first[0], first[1]
+    if slopes:
+        found_act: ActType = "prelu"
+        if act_type not in (None, "prelu"):
+            raise CheckpointError(
+                f"act_type={act_type!r} was given but the state dict holds PReLU slopes"
+            )
+    elif act_type is None:
+        raise CheckpointError(
+            "the state dict has no PReLU slopes, so its activation is relu or leakyrelu, which "
+            "leave no trace in the weights: pass act_type='relu' or act_type='leakyrelu'"
+        )
+    else:
+        found_act = act_type
+    num_out_ch = num_in_ch
+    sq = last[0] / num_out_ch
+    upscale = int(round(sq**0.5))
+    if upscale < 1 or upscale * upscale * num_out_ch != last[0]:
+        raise CheckpointError(
+            f"last convolution has {last[0]} output channels, expected {num_out_ch}·s² for an "
+            f"integer scale s (num_out_ch={num_out_ch})"
+        )
+    config = ModelConfig(
+        num_in_ch=num_in_ch,
+        num_out_ch=num_out_ch,
+        num_feat=num_feat,
+        num_conv=len(convs) - 2,
+        upscale=upscale,
+        act_type=found_act,
+        out_scale=out_scale,
+    )
+    want = expected_shapes(config)
+    got = {k: tuple(np.shape(v)) for k, v in state_dict.items()}
+    if got != want:
+        missing = sorted(set(want) - set(got))
+        extra = sorted(set(got) - set(want))
+        wrong = sorted(k for k in set(want) & set(got) if want[k] != got[k])
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:4]}")
+        if extra:
+            parts.append(f"unexpected {extra[:4]}")
+        if wrong:
+            parts.append(
+                "wrong shapes " + ", ".join(f"{k}: expected {want[k]}, got {got[k]}" for k in wrong[:3])
+            )
+        raise CheckpointError(
+            f"state dict does not match SRVGGNetCompact(num_feat={num_feat}, "
+            f"num_conv={config.num_conv}, upscale={upscale}): " + "; ".join(parts)
+        )
+    return config
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """An SRVGGNetCompact with its weights, independent of any runtime.
+
+    Build one with :func:`dermsr.models.load_model`. ``weights`` holds float32 arrays under
+    Real-ESRGAN's state-dict keys.
+    """
+
+    name: str
+    config: ModelConfig
+    weights: Mapping[str, np.ndarray] = field(repr=False)
+    source: str = ""
+    license: str = ""
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    @property
+    def receptive_field(self) -> int:
+        return self.config.receptive_field
+
+    @property
+    def num_params(self) -> int:
+        return int(sum(int(np.prod(v.shape)) for v in self.weights.values()))
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hash of the configuration and every weight (keys sorted): the model's identity."""
+        h = hashlib.sha256()
+        h.update(repr(sorted(self.config.to_dict().items())).encode())
+        for key in sorted(self.weights):
+            arr = np.ascontiguousarray(self.weights[key], dtype=np.float32)
+            h.update(key.encode())
+            h.update(repr(arr.shape).encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+    def info(self) -> dict[str, Any]:
+        """Metadata: scale, channels, num_conv, receptive field, parameters, source, hash."""
+        return {
+            "name": self.name,
+            "architecture": "SRVGGNetCompact",
+            "scale": self.scale,
+            "in_channels": self.config.num_in_ch,
+            "out_channels": self.config.num_out_ch,
+            "num_feat": self.config.num_feat,
+            "num_conv": self.config.num_conv,
+            "act_type": self.config.act_type,
+            "network_upscale": self.config.upscale,
+            "receptive_field": self.receptive_field,
+            "num_params": self.num_params,
+            "source": self.source,
+            "license": self.license,
+            "sha256": self.sha256,
+        }
+
+    def gflops(self, height: int, width: int) -> float:
+        """Multiply-accumulates ×2 of the convolutions for one ``height``×``width`` input, in GFLOP."""
+        hw = height * width
+        flops = 0
+        for key, w in self.weights.items():
+            if key.endswith(".weight") and w.ndim == 4:
+                flops += 2 * int(np.prod(w.shape)) * hw
+        return flops / 1e9
+
+    def state_dict(self) -> dict[str, Any]:
+        """The weights as a torch state dict (imports torch)."""
+        import torch
+
+        return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in self.weights.items()}
+
+    def to_torch(self):
+        """A ``torch.nn.Module`` in eval mode holding these weights (imports torch)."""
+        from .arch import SRVGGNetCompact
+
+        net = SRVGGNetCompact(**self.config.to_dict())
+        net.load_state_dict(self.state_dict(), strict=True)
+        return net.eval()

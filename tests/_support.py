@@ -1,0 +1,23 @@
+"""Helpers shared by the tests (import as ``from _support import ...``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def tiny_model(num_conv: int = 2, num_feat: int = 8, upscale: int = 4, seed: int = 0, act_type: str = "prelu"):
+    """A small random SRVGGNetCompact (fast), built through the public Model type."""
+    from dermsr.models import Model, ModelConfig, expected_shapes
+
+    config = ModelConfig(num_feat=num_feat, num_conv=num_conv, upscale=upscale, act_type=act_type)
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for key, shape in expected_shapes(config).items():
+        if key.endswith("bias"):
+            weights[key] = rng.normal(0, 0.01, shape).astype(np.float32)
+        elif len(shape) == 1:
+            weights[key] = np.full(shape, 0.2, np.float32)
+        else:
+            fan_in = shape[1] * 9
+            weights[key] = rng.normal(0, (1.0 / fan_in) ** 0.5, shape).astype(np.float32)
+    return Model(f"tiny-{num_conv}x{num_feat}", config, weights, "random test weights")

@@ -1,0 +1,194 @@
+"""Enhancer: every input kind in and the same kind out, clear errors, threads, garbage checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from _support import tiny_model
+from dermsr import Enhancer
+from dermsr.backends import Backend, register, unregister
+from dermsr.errors import BackendError, InputError, UnknownNameError
+
+
+@pytest.fixture(scope="module")
+def enh() -> Enhancer:
+    return Enhancer(tiny_model())
+
+
+@pytest.fixture(scope="module")
+def ref(enh, isic_crop):
+    """Float reference for the crop, straight through the PyTorch module."""
+    x = torch.from_numpy(isic_crop.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+    with torch.inference_mode():
+        y = enh.model.to_torch()(x).clamp(0, 1).numpy()
+    return y
+
+
+def test_uint8_rgb(enh, isic_crop, ref):
+    out = enh.enhance(isic_crop)
+    assert out.dtype == np.uint8 and out.shape == (192, 256, 3)
+    expected = np.rint(ref[0].transpose(1, 2, 0) * 255)
+    assert np.abs(out.astype(np.float64) - expected).max() <= 1
+
+
+def test_uint16_keeps_precision(enh, isic_crop, ref):
+    img16 = isic_crop.astype(np.uint16) * 257  # same values on the 16-bit scale
+    out = enh.enhance(img16)
+    assert out.dtype == np.uint16 and out.shape == (192, 256, 3)
+    expected = ref[0].transpose(1, 2, 0) * 65535
+    assert np.abs(out - expected).max() <= 1.0  # not truncated to 8 bits
+    assert len(np.unique(out)) > 256
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_arrays(enh, isic_crop, ref, dtype):
+    out = enh.enhance(isic_crop.astype(dtype) / 255)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, ref[0].transpose(1, 2, 0), atol=1e-5)
+
+
+def test_grayscale_shapes(enh, isic_crop):
+    gray = isic_crop[:, :, 1]
+    out = enh.enhance(gray)
+    assert out.shape == (192, 256) and out.dtype == np.uint8
+    out1 = enh.enhance(gray[:, :, None])
+    assert out1.shape == (192, 256, 1)
+    np.testing.assert_array_equal(out1[:, :, 0], out)
+    # grey goes through the model as three equal channels, averaged back
+    rgb = enh.run(np.repeat(gray[None, None].astype(np.float32) / 255, 3, axis=1))
+    np.testing.assert_array_equal(out, np.rint(rgb[0].mean(axis=0) * 255).astype(np.uint8))
+
+
+def test_rgba_alpha_upscaled_separately(enh, isic_crop):
+    alpha = np.full(isic_crop.shape[:2], 255, np.uint8)
+    alpha[:, :10] = 0
+    rgba = np.dstack([isic_crop, alpha])
+    out = enh.enhance(rgba)
+    assert out.shape == (192, 256, 4)
+    np.testing.assert_array_equal(out[..., :3], enh.enhance(isic_crop))
+    assert (out[:, 44:, 3] == 255).all()  # opaque stays exactly opaque
+    assert (out[:, :36, 3] == 0).all()
+
+
+def test_torch_tensors(enh, isic_crop, ref):
+    chw = torch.from_numpy(isic_crop.transpose(2, 0, 1).copy()).float() / 255
+    out = enh.enhance(chw)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 192, 256) and out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), ref[0], atol=1e-5)
+    batch = torch.stack([chw, chw.flip(-1)])
+    outb = enh.enhance(batch)
+    assert outb.shape == (2, 3, 192, 256)
+    np.testing.assert_allclose(outb[0].numpy(), ref[0], atol=1e-5)
+    u8 = enh.enhance(torch.from_numpy(isic_crop.transpose(2, 0, 1).copy()))
+    assert u8.dtype == torch.uint8
+
+
+def test_path_input(enh, tmp_path, isic_crop):
+    from dermsr.io import write_image
+
+    write_image(tmp_path / "a.png", isic_crop)
+    np.testing.assert_array_equal(enh.enhance(tmp_path / "a.png"), enh.enhance(isic_crop))
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (np.zeros((0, 5, 3), np.uint8), "empty"),
+        (np.zeros((5, 5, 2), np.uint8), r"\(H, W, 3\)"),
+        (np.zeros((2, 5, 5, 3), np.uint8), "shape"),
+        (np.full((4, 4, 3), np.nan, np.float32), "NaN"),
+        (np.full((4, 4, 3), np.inf, np.float32), "NaN or infinity"),
+        (np.full((4, 4, 3), 255.0, np.float32), r"\[0, 1\]"),
+        (np.zeros((4, 4, 3), np.int32), "int32"),
+        (np.zeros((4, 4, 3), bool), "bool"),
+        ([[1, 2], [3, 4]], "list"),
+        (torch.zeros(2, 3), "CHW"),
+        (torch.zeros(1, 2, 4, 4), "channels"),
+    ],
+)
+def test_bad_input_names_expected_and_got(enh, image, match):
+    with pytest.raises(InputError, match=match):
+        enh.enhance(image)
+
+
+def test_scale_comes_from_model(isic_crop):
+    e = Enhancer("realesr-animevideov3-x2")
+    assert e.scale == 2
+    assert e.enhance(isic_crop[:10, :12]).shape == (20, 24, 3)
+
+
+def test_repeated_calls_bit_identical_and_thread_safe(enh, isic_crop):
+    crops = [np.ascontiguousarray(isic_crop[i : i + 20, i : i + 24]) for i in range(6)]
+    expected = [enh.enhance(c) for c in crops]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(enh.enhance, crops * 3))
+    for i, g in enumerate(got):
+        np.testing.assert_array_equal(g, expected[i % len(crops)])
+
+
+def test_pickle_round_trip(enh, isic_crop):
+    import pickle
+
+    enh.enhance(isic_crop[:8, :8])  # session exists
+    clone = pickle.loads(pickle.dumps(enh))
+    np.testing.assert_array_equal(clone.enhance(isic_crop), enh.enhance(isic_crop))
+
+
+class _GarbageBackend(Backend):
+    name = "garbage-test"
+    runtime_module = "numpy"
+    value = np.nan
+
+    def load(self, model, options):
+        outer = self
+
+        class S:
+            backend = "garbage-test"
+            thread_safe = True
+
+            def run(self, x):
+                n, c, h, w = x.shape
+                return np.full((n, c, h * model.scale, w * model.scale), outer.value, np.float32)
+
+        return S()
+
+
+@pytest.mark.parametrize("value", [np.nan, 5.6e19, -3.0])
+def test_runtime_garbage_is_caught_and_named(value):
+    _GarbageBackend.value = value
+    register(_GarbageBackend)
+    try:
+        e = Enhancer(tiny_model(), backend="garbage-test")
+        with pytest.raises(BackendError, match="garbage-test"):
+            e.enhance(np.zeros((4, 4, 3), np.uint8))
+    finally:
+        unregister("garbage-test")
+
+
+def test_unknown_backend_lists_known_ones():
+    with pytest.raises(UnknownNameError, match=r"torch.*Did you mean 'torch'"):
+        Enhancer(backend="troch")
+
+
+def test_half_needs_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(InputError, match="CUDA"):
+        Enhancer(tiny_model(), half=True).enhance(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_import_dermsr_imports_no_runtime():
+    code = (
+        "import sys, dermsr, dermsr.backends, dermsr.models, dermsr.enhance, dermsr.io\n"
+        "dermsr.backends.available()\n"
+        "heavy = [m for m in ('torch','ncnn','onnxruntime','executorch','lpips','matplotlib') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,208 @@
+"""Model import: NCNN fidelity against NCNN itself, checkpoint formats, refused pickles."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dermsr.errors import CheckpointError, UnknownNameError, UnsafeCheckpointError
+from dermsr.models import (
+    ModelConfig,
+    expected_shapes,
+    import_ncnn,
+    infer_config,
+    load_model,
+    load_state_dict,
+)
+from dermsr.models import ncnn_weights_dir
+
+from _support import tiny_model
+
+ncnn = pytest.importorskip("ncnn")
+
+
+def _ncnn_run(param: Path, binf: Path, chw: np.ndarray) -> np.ndarray:
+    net = ncnn.Net()
+    net.opt.use_vulkan_compute = False
+    net.opt.num_threads = 1
+    assert net.load_param(str(param)) == 0
+    assert net.load_model(str(binf)) == 0
+    inp = np.ascontiguousarray(chw, dtype=np.float32)
+    with net.create_extractor() as ex:
+        ex.input("data", ncnn.Mat(inp))
+        ret, out = ex.extract("output")
+        assert ret == 0
+        result = np.array(out, copy=True)
+    del inp
+    return result
+
+
+@pytest.mark.parametrize("scale", [4, 2, 3])
+def test_imported_weights_reproduce_ncnn_on_real_images(scale, isic_crop, shared):
+    """The PyTorch model built from the NCNN files gives NCNN's own output to ≤ 1e-4."""
+    model = load_model(f"realesr-animevideov3-x{scale}")
+    stem = f"REALESRGAN_ANIMAVIDEOV3_UP{scale}X"
+    d = ncnn_weights_dir()
+    images = [isic_crop]
+    import cv2
+
+    clinical = cv2.imread(str(shared / "data" / "clinical" / "PAT_995_1867_5.png"), cv2.IMREAD_COLOR)
+    images.append(cv2.resize(clinical, (41, 37), interpolation=cv2.INTER_AREA)[:, :, ::-1])
+    net = model.to_torch()
+    for img in images:
+        chw = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) / 255
+        ref = _ncnn_run(d / f"{stem}.param", d / f"{stem}.bin", chw)
+        with torch.inference_mode():
+            out = net(torch.from_numpy(chw)[None]).numpy()[0]
+        assert out.shape == (3, img.shape[0] * scale, img.shape[1] * scale)
+        assert np.abs(out - ref).max() <= 1e-4
+
+
+def test_builtin_metadata_matches_design_facts():
+    m = load_model("realesr-animevideov3-x4")
+    info = m.info()
+    assert (info["scale"], info["num_conv"], info["num_feat"]) == (4, 16, 64)
+    assert info["num_params"] == 621_424  # DESIGN.md
+    assert info["receptive_field"] == 18
+    assert load_model("realesr-animevideov3-x2").scale == 2
+    assert load_model("realesr-animevideov3-x3").scale == 3
+
+
+def test_general_x4v3_layout_is_inferred():
+    """realesr-general-x4v3 has 32 body convolutions and 1,213,296 parameters (DESIGN.md)."""
+    config = ModelConfig(num_conv=32)
+    sd = {k: np.zeros(s, np.float32) for k, s in expected_shapes(config).items()}
+    got = infer_config(sd)
+    assert got == config
+    assert sum(int(np.prod(v.shape)) for v in sd.values()) == 1_213_296
+
+
+@pytest.mark.parametrize("upscale", [1, 2, 3, 4])
+def test_infer_config_round_trips(upscale):
+    m = tiny_model(num_conv=3, num_feat=5, upscale=upscale)
+    assert infer_config(m.weights) == m.config
+    net = m.to_torch()
+    assert set(net.state_dict()) == set(m.weights)
+
+
+def test_relu_network_needs_act_type():
+    m = tiny_model(act_type="relu")
+    with pytest.raises(CheckpointError, match="act_type"):
+        infer_config(m.weights)
+    assert infer_config(m.weights, act_type="relu").act_type == "relu"
+
+
+def test_foreign_state_dict_is_rejected_with_names():
+    with pytest.raises(CheckpointError, match="conv_first.weight"):
+        infer_config({"conv_first.weight": np.zeros((64, 3, 3, 3), np.float32)})
+    sd = dict(tiny_model().weights)
+    sd["body.2.weight"] = np.zeros((8, 8, 5, 5), np.float32)
+    with pytest.raises(CheckpointError, match="body.2.weight"):
+        infer_config(sd)
+
+
+def _save(obj, path: Path) -> Path:
+    torch.save(obj, path)
+    return path
+
+
+def test_checkpoint_wrappers_and_prefixes(tmp_path):
+    m = tiny_model()
+    sd = m.state_dict()
+    other = {k: v + 1 for k, v in sd.items()}
+    ema = _save({"params": other, "params_ema": sd}, tmp_path / "ema.pth")
+    params = _save({"params": sd}, tmp_path / "params.pth")
+    bare = _save(sd, tmp_path / "bare.pt")
+    module = _save({"module." + k: v for k, v in sd.items()}, tmp_path / "dp.pth")
+    for path in (ema, params, bare, module):
+        loaded = load_model(path)
+        assert loaded.config == m.config
+        for k in m.weights:
+            np.testing.assert_array_equal(loaded.weights[k], m.weights[k])
+
+
+def test_safetensors_checkpoint(tmp_path):
+    safetensors = pytest.importorskip("safetensors.torch")
+    m = tiny_model()
+    path = tmp_path / "w.safetensors"
+    safetensors.save_file(m.state_dict(), str(path))
+    assert load_model(path).sha256 == m.sha256
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this would run code",))
+
+
+@pytest.mark.parametrize("container", ["torch.save", "raw pickle"])
+def test_pickle_that_runs_code_is_refused(tmp_path, container, capsys):
+    path = tmp_path / "evil.pth"
+    if container == "torch.save":
+        torch.save({"params": _Evil()}, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump({"params": _Evil()}, f, protocol=2)
+    with pytest.raises(UnsafeCheckpointError, match="refused"):
+        load_state_dict(path)
+    assert "this would run code" not in capsys.readouterr().out
+
+
+def test_not_a_checkpoint(tmp_path):
+    p = tmp_path / "junk.pth"
+    p.write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError):
+        load_model(p)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_state_dict(tmp_path / "missing.pth")
+
+
+def test_unknown_name_suggests_close_match():
+    with pytest.raises(UnknownNameError, match="realesr-animevideov3-x4"):
+        load_model("realesr-animevideo3-x4")
+
+
+def _copy_ncnn(tmp_path: Path) -> tuple[Path, Path]:
+    d = ncnn_weights_dir()
+    param = tmp_path / "m.param"
+    binf = tmp_path / "m.bin"
+    param.write_bytes((d / "REALESRGAN_ANIMAVIDEOV3_UP4X.param").read_bytes())
+    binf.write_bytes((d / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin").read_bytes())
+    return param, binf
+
+
+def test_truncated_or_mismatched_ncnn_files_are_refused(tmp_path):
+    param, binf = _copy_ncnn(tmp_path)
+    good = binf.read_bytes()
+    binf.write_bytes(good[:-10])
+    with pytest.raises(CheckpointError, match="truncated"):
+        import_ncnn(param, binf)
+    binf.write_bytes(good + b"\0" * 8)
+    with pytest.raises(CheckpointError, match="left over"):
+        import_ncnn(param, binf)
+    binf.write_bytes(good)
+    lines = param.read_text().splitlines()
+    param.write_text("\n".join(lines[:-3]) + "\n")
+    with pytest.raises(CheckpointError, match="layers"):
+        import_ncnn(param, binf)
+
+
+def test_fp32_ncnn_weights_import(tmp_path):
+    """A .bin with fp32-tagged convolution weights imports to the same values as fp16 ones."""
+    param, binf = _copy_ncnn(tmp_path)
+    config, ref = import_ncnn(param, binf)
+    out = bytearray()
+    for i in range(config.num_conv + 2):
+        w = ref[f"body.{2 * i}.weight"]
+        out += struct.pack("<I", 0) + w.astype("<f4").tobytes() + ref[f"body.{2 * i}.bias"].astype("<f4").tobytes()
+        if i < config.num_conv + 1:
+            out += ref[f"body.{2 * i + 1}.weight"].astype("<f4").tobytes()
+    binf.write_bytes(bytes(out))
+    config2, got = import_ncnn(param, binf)
+    assert config2 == config
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k])

@@ -64,11 +64,11 @@ def image_seed(base: int, rel: Path) -> int:
 
 
 def _as_image(lr: Any) -> Any:
-    """LR array → what a PNG stores: NCHW float → 8-bit HWC; other arrays keep their dtype."""
-    from ..enhance.convert import to_uint
+    """LR array → what a PNG stores: NCHW float → 8-bit HWC (rounded); others keep their dtype."""
+    from ..degrade.ops import from_float
 
     if lr.ndim == 4:  # ToNCHW output: float32 (1, 3, H, W) in [0, 1]
-        return to_uint(lr[0].transpose(1, 2, 0), "uint8")
+        return from_float(lr[0].transpose(1, 2, 0), "uint8")
     return lr
 
 

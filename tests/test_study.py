@@ -336,3 +336,64 @@ def test_cli_runs_the_study(tmp_path, crop_path, capsys):
     assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
     assert "studied 1 image(s) on torch" in capsys.readouterr().err
     assert main(["study", str(tmp_path / "nope.png"), "--out", str(tmp_path)]) == 2
+
+
+class _FlakySession:
+    """Nearest-neighbour ×4 that returns a 5.6e19 pixel on every third call (the thesis's symptom)."""
+
+    backend = "flaky-test"
+    thread_safe = False
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        y = x.repeat(4, axis=2).repeat(4, axis=3)
+        if self.calls % 3 == 0:
+            y[0, 0, 0, 0] = 5.6e19
+        return y
+
+
+class FlakyBackend(Backend):
+    name = "flaky-test"
+    runtime_module = "numpy"
+
+    def availability(self) -> Availability:
+        return Availability(self.name, True, "0.0-test", None, None)
+
+    def load(self, model, options):
+        return _FlakySession()
+
+
+def test_corrupted_runs_cannot_be_missed(tmp_path, crop_path):
+    from dermsr.evaluate.study import run_study
+
+    register(FlakyBackend)
+    try:
+        results = run_study(tmp_path, images=(crop_path,), backends=("torch", "flaky-test"), runs=2,
+                            repeats=3, size=32, progress=False, figures=False)
+    finally:
+        unregister("flaky-test")
+    # calls: 1 = first run, 2-3 = timed (3 is corrupted), 4-6 = consistency (6 is corrupted)
+    errors = [e for e in results["run_errors"] if e["backend"] == "flaky-test"]
+    assert len(errors) == 1 and "timed run 2" in errors[0]["error"] and "BackendError" in errors[0]["error"]
+    timing = next(t for t in results["timing"] if t["backend"] == "flaky-test")
+    assert timing["n"] == 1 and timing["failed_runs"] == 1
+    row = next(r for r in results["consistency"] if r["backend"] == "flaky-test")
+    assert row["verdict"] == "corrupted" and row["extreme"] == 1 and row["corrupted_runs"] == [3]
+    assert row["bit_identical"] is False
+    md = (tmp_path / "report.md").read_text()
+    assert "**1 run(s) raised an error**" in md
+    assert "**Corrupted or failed runs**: flaky-test on lesion" in md
+    assert "corrupted or failed runs found" in md
+
+
+def test_report_text_is_escaped_in_html():
+    from dermsr.evaluate.report import Callout, Paragraph, Table, to_html
+
+    page = to_html([Paragraph("a <script>alert(1)</script> & **b**"), Callout("warning", "x < y"),
+                    Table(["<h>"], [["`<c>`"]])], title="<t>")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<strong>b</strong>" in page and "<code>&lt;c&gt;</code>" in page
+    assert "<title>&lt;t&gt;</title>" in page

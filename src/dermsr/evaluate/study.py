@@ -686,13 +686,19 @@ def _draw_figures(out_dir: Path, name: str, lr: np.ndarray, gt: np.ndarray, base
          "and the bicubic baseline")
     if reference in outputs:
         for backend, y in outputs.items():
-            if backend != reference:
-                save(visual.difference_figure(outputs[reference], y, title=f"{name}: |{backend} − {reference}|"),
-                     "diff", f"{name}: absolute difference {backend} vs {reference} (largest over channels, "
-                     "0-255 scale; the colour bar gives the size)", backend)
+            if backend == reference:
+                continue
+            # colour scale up to this pair's largest difference, so sub-grey-level differences
+            # show their pattern; the caption and the bar give the size
+            top = float(np.abs(outputs[reference] - y).max()) * 255.0
+            save(visual.difference_figure(outputs[reference], y, vmax=top if top > 0 else 1.0,
+                                          title=f"{name}: |{backend} − {reference}|"),
+                 "diff", f"{name}: absolute difference {backend} vs {reference}, largest over channels; "
+                 f"the colour scale runs from 0 to the largest difference, {top:.3g} grey levels of 255"
+                 + (" (invisible in an 8-bit image)" if top < 0.5 else ""), backend)
     save(visual.qualitative_grid(lr, {**outputs, "bicubic": baseline}, gt),
-         "grid", f"{name}: degraded input, every runtime's output, the bicubic baseline and the ground truth, "
-         "with an enlarged central crop")
+         "grid", f"{name}: degraded input, every runtime's output, the bicubic baseline and the ground truth "
+         "(HR reference), with an enlarged central crop below")
     return made
 
 

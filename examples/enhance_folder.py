@@ -62,7 +62,9 @@ def run_ray(args: argparse.Namespace, inputs: Path) -> int:
 
     from dermsr.integrations.ray import enhance_dataset
 
-    ray.init(num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False)
+    # one CPU per actor plus one for the read/write tasks: actors holding every CPU would
+    # leave none for the tasks that feed them, and the job would wait forever
+    ray.init(num_cpus=args.concurrency + 1, include_dashboard=False, log_to_driver=False)
     try:
         ds = enhance_dataset([inputs], args.out, recursive=True, concurrency=args.concurrency,
                              num_cpus=1, threads=args.threads or 1, model=args.model, backend=args.backend,

@@ -18,6 +18,7 @@ import dermsr
 from dermsr import Enhancer
 from dermsr.cli import main
 from dermsr.data import sample_images
+from dermsr.enhance import registry
 from dermsr.folder import (
     MANIFEST_FIELDS,
     Manifest,
@@ -285,3 +286,76 @@ def test_ctrl_c_stops_cleanly_then_resume_completes(six_images, tmp_path):
     assert sorted(read_manifest(out / "manifest.csv")) == sorted(p.relative_to(out).as_posix() for p in partial)
     assert main(["enhance", *args, "--quiet"]) == 0
     _assert_same_as_reference(out, ref)
+
+
+# -- a worker process that dies; a second run into the same folder -----------------------------
+class _DyingSession:
+    """Nearest-neighbour ×4, but the whole process exits on a 13x13 image (or on every image
+    with ``always``): a crashing runtime."""
+
+    backend = "dying-test"
+    thread_safe = True
+    supports_batch = True
+
+    def __init__(self, always: bool) -> None:
+        self.always = always
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self.always or x.shape[2:] == (13, 13):
+            os._exit(3)
+        return x.repeat(4, axis=2).repeat(4, axis=3)
+
+
+class _DyingBackend(registry.Backend):
+    name = "dying-test"
+    runtime_module = "numpy"
+
+    def load(self, model, options):
+        return _DyingSession(bool(options.extra.get("always")))
+
+
+@pytest.fixture
+def dying_backend():
+    registry.register(_DyingBackend)
+    yield "dying-test"
+    registry.unregister("dying-test")
+
+
+@pytest.mark.slow
+def test_a_crashing_file_fails_alone_and_its_worker_is_replaced(tmp_path, dying_backend):
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_image(src / "a_poison.png", np.zeros((13, 13, 3), np.uint8))
+    for i in range(5):
+        write_image(src / f"b{i}.png", np.full((8, 8, 3), 40 * i, np.uint8))
+    summary = enhance_folder([src], out, Enhancer(backend=dying_backend), workers=2)
+    assert (summary.ok, summary.failed, summary.not_run) == (5, 1, 0)
+    rows = read_manifest(out / "manifest.csv")
+    assert rows["a_poison_x4.png"]["status"] == "failed"
+    assert "worker process died while on this file (exit code 3)" in rows["a_poison_x4.png"]["error"]
+    for i in range(5):
+        got = read_image(out / f"b{i}_x4.png")
+        np.testing.assert_array_equal(got, np.full((32, 32, 3), 40 * i, np.uint8))
+
+
+@pytest.mark.slow
+def test_a_runtime_that_always_crashes_stops_the_run(tmp_path, dying_backend):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for i in range(8):
+        write_image(src / f"b{i}.png", np.zeros((4, 4, 3), np.uint8))
+    summary = enhance_folder([src], out, Enhancer(backend=dying_backend, always=True), workers=2)
+    # after 2 * workers + 1 = 5 deaths nothing new starts; the other worker's file still counts
+    assert summary.ok == 0 and 5 <= summary.failed <= 6 and summary.failed + summary.not_run == 8
+    assert f"{summary.not_run} not run (too many worker processes died)" in str(summary)
+
+
+def test_second_run_into_the_same_folder_is_refused(tmp_path, enhancer):
+    from filelock import FileLock
+
+    from dermsr.folder import LOCK_NAME
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_image(src / "a.png", np.zeros((4, 4, 3), np.uint8))
+    out.mkdir()
+    with FileLock(str(out / LOCK_NAME)), pytest.raises(dermsr.errors.InputError, match="another 'dermsr enhance'"):
+        enhance_folder([src], out, enhancer)
+    assert enhance_folder([src], out, enhancer).ok == 1  # released: works

@@ -34,9 +34,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -250,31 +249,57 @@ def process_one(job: Job, enhancer: Enhancer, *, overwrite: bool = False) -> Res
 
 
 # -- many files --------------------------------------------------------------------------------
-_worker_enhancer: Enhancer | None = None
-_worker_parent: int | None = None
-_worker_error: str = ""
-
-
-def _init_worker(enhancer: Enhancer, parent: int) -> None:
-    """Runs once in each worker: ignore Ctrl-C (the parent drains us), open the session now
-    so per-file times exclude start-up; a session that cannot open fails every file."""
-    global _worker_enhancer, _worker_parent, _worker_error
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_enhancer, _worker_parent = enhancer, parent
+def _worker_main(conn: Any, enhancer: Enhancer, overwrite: bool, parent: int) -> None:
+    """A worker process: open the session, then process the jobs the parent sends, one at a
+    time, until it sends None or goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    error = ""
     try:
-        enhancer.session  # noqa: B018 - created for its side effect
-    except Exception as exc:
-        _worker_error = f"{type(exc).__name__}: {exc}"
+        enhancer.session  # noqa: B018 - opened now, so per-file times exclude start-up
+    except Exception as exc:  # a session that cannot open fails every file it is given
+        error = f"{type(exc).__name__}: {exc}"
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if job is None or os.getppid() != parent:
+            return
+        if error:
+            result = Result(job.src, job.dest, FAILED, backend=enhancer.backend_name, error=error)
+        else:
+            result = process_one(job, enhancer, overwrite=overwrite)
+        try:
+            conn.send(result)
+        except (BrokenPipeError, OSError):
+            return
 
 
-def _work(job: Job, overwrite: bool) -> Result | None:
-    if _worker_enhancer is None:  # pragma: no cover - the initializer always runs first
-        raise RuntimeError("worker not initialised")
-    if os.getppid() != _worker_parent:
-        return None  # the parent was killed: do no more work it cannot record
-    if _worker_error:
-        return Result(job.src, job.dest, FAILED, backend=_worker_enhancer.backend_name, error=_worker_error)
-    return process_one(job, _worker_enhancer, overwrite=overwrite)
+class _Worker:
+    """The parent's handle on one worker process and the job it holds."""
+
+    def __init__(self, ctx: Any, enhancer: Enhancer, overwrite: bool) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, enhancer, overwrite, os.getpid()),
+                                name="dermsr-enhance-worker", daemon=True)
+        self.proc.start()
+        child.close()
+        self.job: Job | None = None
+
+    def give(self, job: Job) -> None:
+        self.job = job
+        self.conn.send(job)
+
+    def stop(self, timeout: float) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+        self.conn.close()
 
 
 class _Interrupt:
@@ -319,10 +344,12 @@ def run_jobs(
     """Run ``jobs``, calling ``on_result`` for each as it finishes (completion order).
 
     ``workers == 1`` runs in this process; more start that many ``spawn`` processes, each
-    receiving a pickled copy of ``enhancer`` (which opens its own runtime session there).
-    At most ``2 * workers`` jobs are queued at a time. The first Ctrl-C lets the files in
-    progress finish and be reported, then raises :class:`KeyboardInterrupt`; a second one
-    raises at once. Returns the number of jobs not run because a worker process died.
+    receiving a pickled copy of ``enhancer`` (which opens its own runtime session there) and
+    holding one job at a time. A worker that dies (a crashing runtime, out of memory) fails
+    the file it held and is replaced; after ``2 * workers + 1`` deaths no more jobs are
+    started. The first Ctrl-C lets the files in progress finish and be reported, then raises
+    :class:`KeyboardInterrupt`; a second one raises at once. Returns the number of jobs not
+    run because too many workers died (0 normally).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
@@ -338,57 +365,75 @@ def run_jobs(
         finally:
             stop.restore()
         return 0
-    inflight: dict[Future, Job] = {}
-
-    def report(fut: Future, job: Job) -> bool:
-        """Record a finished job; True if its worker process died."""
-        try:
-            result = fut.result()
-        except BrokenProcessPool as exc:
-            result = Result(job.src, job.dest, FAILED, backend=enhancer.backend_name,
-                            error=f"worker process died while on this file ({exc})")
-        except Exception as exc:  # pragma: no cover - process_one catches everything
-            result = Result(job.src, job.dest, FAILED, backend=enhancer.backend_name,
-                            error=f"{type(exc).__name__}: {exc}")
-        if result is not None:
-            on_result(result)
-        return result is not None and result.status == FAILED and "worker process died" in result.error
-
-    # workers are spawned by the first submits: Ctrl-C stays ignored until then, so they
-    # start with SIGINT ignored (an ignored signal stays ignored across exec) and the parent
-    # alone decides when to stop
+    ctx = multiprocessing.get_context("spawn")
+    max_deaths = 2 * workers + 1  # a runtime that crashes on everything must not loop forever
+    deaths = 0
     stop = _Interrupt()
+    # Ctrl-C stays ignored while the workers start, so they start with SIGINT ignored (an
+    # ignored signal stays ignored across exec) and only the parent decides when to stop
     stop.ignore()
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(enhancer, os.getpid()))
-    broken = False
+    pool: list[_Worker] = []
+    pending: Job | None = None
     try:
-        while True:
-            while not (stop.requested or broken) and len(inflight) < 2 * workers:
-                job = next(queue, None)
-                if job is None:
-                    break
+        pool = [_Worker(ctx, enhancer, overwrite) for _ in range(workers)]
+        stop.arm()
+
+        def next_job() -> Job | None:
+            nonlocal pending
+            job, pending = (pending, None) if pending is not None else (next(queue, None), None)
+            return job
+
+        def feed(w: _Worker) -> None:
+            nonlocal pending
+            if stop.requested or deaths >= max_deaths:
+                return
+            job = next_job()
+            if job is not None:
                 try:
-                    inflight[pool.submit(_work, job, overwrite)] = job
-                except BrokenProcessPool:
-                    broken = True
-                    queue = iter([job, *queue])
-            stop.arm()
-            if stop.requested:  # drop what no worker has started
-                for fut in list(inflight):
-                    if fut.cancel():
-                        del inflight[fut]
-            if not inflight:
-                break
-            done, _ = wait(inflight, timeout=0.2, return_when=FIRST_COMPLETED)
-            for fut in done:
-                broken = report(fut, inflight.pop(fut)) or broken
+                    w.give(job)
+                except OSError:  # died before taking it: put it back
+                    w.job, pending = None, job
+
+        for w in pool:
+            feed(w)
+        while any(w.job is not None for w in pool):
+            busy = [w for w in pool if w.job is not None]
+            ready = mp_connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.2)
+            for i, w in enumerate(pool):
+                if w.job is None or not (w.conn in ready or w.proc.sentinel in ready):
+                    continue
+                job, result = w.job, None
+                try:
+                    if w.conn.poll():
+                        result = w.conn.recv()
+                except (EOFError, OSError):
+                    result = None
+                if result is not None:
+                    w.job = None
+                    on_result(result)
+                    feed(w)
+                    continue
+                if w.proc.is_alive():
+                    continue
+                # the worker died holding this job: record it, start a fresh worker
+                deaths += 1
+                on_result(Result(job.src, job.dest, FAILED, backend=enhancer.backend_name,
+                                 error=f"worker process died while on this file (exit code {w.proc.exitcode})"))
+                w.job = None
+                w.stop(0)
+                if deaths < max_deaths and not stop.requested:
+                    stop.ignore()
+                    pool[i] = w = _Worker(ctx, enhancer, overwrite)
+                    stop.arm()
+                    feed(w)
         if stop.requested:
             raise KeyboardInterrupt
     finally:
         stop.restore()
-        pool.shutdown(wait=True, cancel_futures=True)
-    return sum(1 for _ in queue)
+        for w in pool:
+            w.stop(timeout=10)
+    left = 0 if pending is None else 1
+    return left + sum(1 for _ in queue)
 
 
 # -- the manifest ------------------------------------------------------------------------------
@@ -483,7 +528,7 @@ class Summary:
     ok: int = 0
     skipped: int = 0  # output existed (already done, or written by a killed run)
     failed: int = 0
-    not_run: int = 0  # left over after a worker process died
+    not_run: int = 0  # not started because too many worker processes died
     partials_removed: int = 0
     interrupted: bool = False
     seconds: float = 0.0
@@ -505,7 +550,7 @@ class Summary:
         rate = self.ok / self.seconds if self.seconds > 0 else 0.0
         parts = [f"{self.ok} enhanced", f"{self.skipped} skipped (output exists)", f"{self.failed} failed"]
         if self.not_run:
-            parts.append(f"{self.not_run} not run (a worker died)")
+            parts.append(f"{self.not_run} not run (too many worker processes died)")
         text = f"{', '.join(parts)} of {self.total} in {self.seconds:.1f} s ({rate:.2f} img/s)"
         if self.interrupted:
             text += "; interrupted: run the same command again to resume"

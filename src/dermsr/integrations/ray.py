@@ -226,8 +226,10 @@ def enhance_dataset(
     Files are planned exactly as ``dermsr enhance`` plans them (same output names and
     mirrored folders; inputs never overwritten); outputs that exist are left out (no row)
     unless ``overwrite``, so running it again resumes. ``concurrency`` actors each hold one
-    Enhancer built from ``enhancer_kwargs``, with ``num_gpus`` / ``num_cpus`` each. Paths
-    must be visible to every node (a shared filesystem) on a multi-node cluster.
+    Enhancer built from ``enhancer_kwargs``, with ``num_gpus`` / ``num_cpus`` each (Ray's
+    default: one CPU). Leave CPUs free for the read and write tasks: actors that hold every
+    CPU of the cluster starve the tasks that feed them and the job waits forever. Paths must
+    be visible to every node (a shared filesystem) on a multi-node cluster.
     """
     import ray.data
 

@@ -100,6 +100,7 @@ def local_ray():
 
 
 @needs_ray
+@pytest.mark.slow
 def test_map_batches_with_actors_matches_single_process(local_ray, enhancer, small_samples):
     ray = local_ray
     ds = ray.data.from_items([{"image": img, "k": i} for i, img in enumerate(small_samples)])
@@ -112,6 +113,7 @@ def test_map_batches_with_actors_matches_single_process(local_ray, enhancer, sma
 
 
 @needs_ray
+@pytest.mark.slow
 def test_enhance_dataset_recipe_equals_the_folder_command(local_ray, tmp_path, small_samples):
     src = tmp_path / "in"
     write_image(src / "rgb.png", small_samples[0])

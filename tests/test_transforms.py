@@ -174,7 +174,7 @@ def _samples() -> list[tuple[torch.Tensor, int]]:
     return [(torch.from_numpy(rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)), i) for i in range(6)]
 
 
-@pytest.mark.parametrize("context", ["fork", "spawn"])
+@pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
 def test_dataloader_workers_match_main_process(context):
     e = Enhancer(threads=1)
     samples = _samples()

@@ -692,9 +692,13 @@ def build_report(results: Mapping[str, Any]) -> list[Block]:
     summary = []
     v = results.get("verdict")
     if v and v.get("metrics"):
-        summary.append({"helps": "Enhancement vs bicubic: **helps**", "does not help": "Enhancement vs bicubic: **does not help**",
-                        "mixed": "Enhancement vs bicubic: **mixed**"}.get(v["verdict"], "Enhancement vs bicubic: inconclusive")
-                       + " (see section 3)")
+        word = {"helps": "**helps**", "does not help": "**does not help**", "mixed": "**mixed**"}.get(
+            v["verdict"], "inconclusive")
+        numbers = ", ".join(
+            f"{METRIC_LABEL[m]} {fmt_metric(m, d['method_mean'])} vs {fmt_metric(m, d['baseline_mean'])}"
+            for m, d in v["metrics"].items() if m != "mse")
+        summary.append(f"Enhancement against the ground truth, `{v['method']}` vs bicubic: {word} ({numbers}; "
+                       "section 3)")
     if results["pairwise"]:
         worst = min(results["pairwise"], key=lambda r: r["psnr"])
         big = max(results["pairwise"], key=lambda r: r["max_abs"])

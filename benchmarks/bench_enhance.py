@@ -30,13 +30,14 @@ QUALITY_SIZE = 224
 
 def require(backend: str) -> str:
     """The concrete backend name, or NotImplementedError (ASV: skip) if it cannot run here."""
-    from dermsr.enhance.enhancer import AUTO_ORDER
+    from dermsr import Enhancer
+    from dermsr.errors import DermsrError
 
     if backend == "auto":
-        for name in AUTO_ORDER:
-            if name in BACKENDS and get_backend(name).availability().available:
-                return name
-        raise NotImplementedError("no backend of AUTO_ORDER is available")
+        try:
+            return Enhancer(backend="auto").backend_name
+        except DermsrError as exc:
+            raise NotImplementedError(f"auto: {exc}") from exc
     a = get_backend(backend).availability()
     if not a.available:
         raise NotImplementedError(f"{backend} unavailable: {a.reason}")

@@ -248,12 +248,47 @@ def _raw_torch(session: Any) -> Callable[[np.ndarray], Any]:
     return call
 
 
+def _raw_onnxruntime(session: Any) -> Callable[[np.ndarray], Any]:
+    """``InferenceSession.run(None, {input: x})`` on the session's own ORT session."""
+    sess, name = session._sess, session.input_name
+
+    def call(x: np.ndarray) -> Any:
+        return sess.run(None, {name: x})[0]
+
+    return call
+
+
+def _raw_ncnn(session: Any) -> Callable[[np.ndarray], Any]:
+    """A fresh extractor, ``input(in0, Mat(x[0]))``, ``extract(out0)``, copied to NumPy.
+
+    The copy is part of the raw call: the extracted Mat points into the extractor's memory
+    and must be copied before the extractor goes (ncnn's Python binding keeps no reference).
+    """
+    import ncnn
+
+    net, in_name, out_name = session._net, session.input_name, session.output_name
+
+    def call(x: np.ndarray) -> Any:
+        src = np.ascontiguousarray(x[0])
+        ex = net.create_extractor()
+        mat = ncnn.Mat(src)
+        ex.input(in_name, mat)
+        _, out = ex.extract(out_name)
+        y = np.array(out, copy=True)
+        del out, mat, ex, src
+        return y
+
+    return call
+
+
 #: Per backend: ``session -> (x -> output)`` calling the runtime's own API on the session's
 #: already-loaded model, with none of dermsr's checks, tiling, locking or conversions. The
 #: output is left in whatever the runtime returns when that is already host memory.
 #: Backends missing here report overhead as n/a.
 RAW_ADAPTERS: dict[str, Callable[[Any], Callable[[np.ndarray], Any]]] = {
     "torch": _raw_torch,
+    "onnxruntime": _raw_onnxruntime,
+    "ncnn": _raw_ncnn,
 }
 
 
@@ -321,13 +356,14 @@ def _timed(fn: Callable[[np.ndarray], Any], x: np.ndarray) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-def _availability(backend: str):
+def _availability(backend: str, model: Any, device: str):
+    """(concrete backend name, its Availability); ``"auto"`` is resolved as the Enhancer does."""
     from .enhance.enhancer import Enhancer
     from .enhance.registry import get_backend
 
     name = backend
     if backend == "auto":
-        name = Enhancer._resolve_backend(Enhancer.__new__(Enhancer), "auto")
+        name = Enhancer(model, backend="auto", device=device).backend_name
     return name, get_backend(name).availability()
 
 
@@ -364,8 +400,10 @@ def bench_backend(
     if repeat < 1 or warmup < 0:
         raise InputError(f"repeat must be >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
     res = BenchResult(backend, format_size((h, w)), h, w, threads=threads, device=device, repeat=repeat)
+    m = load_model(model)
+    res.model = m.name
     try:
-        resolved, avail = _availability(backend)
+        resolved, avail = _availability(backend, m, device)
     except DermsrError as exc:
         res.status, res.reason = "skipped", str(exc)
         return res
@@ -374,8 +412,6 @@ def bench_backend(
         res.status, res.reason = "skipped", avail.reason
         return res
 
-    m = load_model(model)
-    res.model = m.name
     x = make_input(h, w, seed)
     rss0 = _maxrss_mb()
     try:

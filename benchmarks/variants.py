@@ -91,6 +91,7 @@ def _ort_runner(model, *, level="ALL", threads=None, spinning=None):
     import os
 
     import onnxruntime as ort
+
     from dermsr.enhance.backends.onnxruntime import onnx_artifact
 
     so = ort.SessionOptions()
@@ -129,6 +130,7 @@ def _ncnn_runner(model, **opts):
     import os
 
     import ncnn
+
     from dermsr.enhance.backends.ncnn import ncnn_artifact
 
     param, binf = ncnn_artifact(model)
@@ -197,10 +199,11 @@ def measure(fn: Runner, x: np.ndarray, repeat: int) -> tuple[float, np.ndarray]:
 
 def agreement(y: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     """(max |diff|, PSNR dB) after clamping to [0, 1] as dermsr does."""
-    y = np.clip(y, 0.0, 1.0).astype(np.float64)
-    d = y - ref.astype(np.float64)
-    mse = float(np.mean(d * d))
-    return float(np.max(np.abs(d))), (float("inf") if mse == 0 else 10 * np.log10(1.0 / mse))
+    from dermsr.evaluate.metrics import psnr
+
+    y = np.clip(y, 0.0, 1.0).astype(np.float32)
+    d = np.abs(y.astype(np.float64) - ref)
+    return float(d.max()), float(np.asarray(psnr(y, ref, data_range=1.0)).ravel()[0])
 
 
 def main(argv: list[str] | None = None) -> int:

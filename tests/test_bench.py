@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _support import tiny_model
 
+from _support import tiny_model
 from dermsr import bench
 from dermsr.backends import Availability, Backend, register, unregister
 from dermsr.errors import InputError

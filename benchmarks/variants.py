@@ -185,6 +185,28 @@ for _name, _opts in _NCNN_VARIANTS.items():
     variant("ncnn", _name)(lambda model, x, _opts=_opts: _ncnn_runner(model, **_opts))
 
 
+# -- ExecuTorch -----------------------------------------------------------------------------
+@variant("executorch", "dermsr default (Enhancer, dynamic-shape program)")
+def _e_default(model, x):
+    from dermsr import Enhancer
+
+    return Enhancer(model, backend="executorch", tile=None).run
+
+
+@variant("executorch", "fixed-shape program (dynamic=False)")
+def _e_fixed(model, x):
+    from dermsr import Enhancer
+
+    return Enhancer(model, backend="executorch", tile=None, dynamic=False).run
+
+
+@variant("executorch", "dynamic-shape program, 1 thread")
+def _e_1(model, x):
+    from dermsr import Enhancer
+
+    return Enhancer(model, backend="executorch", tile=None, threads=1).run
+
+
 # -- measurement ----------------------------------------------------------------------------
 def measure(fn: Runner, x: np.ndarray, repeat: int) -> tuple[float, np.ndarray]:
     y = fn(x)

@@ -281,6 +281,22 @@ def _raw_ncnn(session: Any) -> Callable[[np.ndarray], Any]:
     return call
 
 
+def _raw_executorch(session: Any) -> Callable[[np.ndarray], Any]:
+    """The loaded program's ``forward``: ``method.execute([torch.from_numpy(x)])``, output copied.
+
+    Uses the session's dynamic-shape program, or its fixed-shape program for this input's
+    shape. The copy is part of the raw call: ExecuTorch may reuse the output buffer.
+    """
+    import torch
+
+    def call(x: np.ndarray) -> Any:
+        runner = session._dynamic_runner or session._fixed_runner(int(x.shape[2]), int(x.shape[3]))
+        out = runner._method.execute([torch.from_numpy(x)])
+        return np.array(out[0].numpy(), copy=True)
+
+    return call
+
+
 #: Per backend: ``session -> (x -> output)`` calling the runtime's own API on the session's
 #: already-loaded model, with none of dermsr's checks, tiling, locking or conversions. The
 #: output is left in whatever the runtime returns when that is already host memory.
@@ -289,6 +305,7 @@ RAW_ADAPTERS: dict[str, Callable[[Any], Callable[[np.ndarray], Any]]] = {
     "torch": _raw_torch,
     "onnxruntime": _raw_onnxruntime,
     "ncnn": _raw_ncnn,
+    "executorch": _raw_executorch,
 }
 
 

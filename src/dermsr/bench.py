@@ -419,6 +419,7 @@ def bench_backend(
     res = BenchResult(backend, format_size((h, w)), h, w, threads=threads, device=device, repeat=repeat)
     m = load_model(model)
     res.model = m.name
+    rss0 = _maxrss_mb()  # before anything imports a runtime (resolving "auto" may)
     try:
         resolved, avail = _availability(backend, m, device)
     except DermsrError as exc:
@@ -430,7 +431,6 @@ def bench_backend(
         return res
 
     x = make_input(h, w, seed)
-    rss0 = _maxrss_mb()
     try:
         t0 = time.perf_counter()
         enhancer = Enhancer(m, backend=backend, device=device, tile=tile, threads=threads)

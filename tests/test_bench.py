@@ -66,16 +66,28 @@ def test_bench_core_fields_are_consistent():
     assert bench.BenchResult.from_dict(r.to_dict()) == r
 
 
-def test_raw_torch_call_matches_dermsr_output():
-    """The raw adapter runs the very same network: its output equals Enhancer.run's."""
+@pytest.mark.parametrize("backend", sorted(bench.RAW_ADAPTERS))
+def test_raw_call_matches_dermsr_output(backend):
+    """Each raw adapter runs the very same loaded model: its output equals Enhancer.run's."""
     from dermsr import Enhancer
+    from dermsr.backends import get_backend
+    from dermsr.errors import UnknownNameError
 
-    enh = Enhancer(tiny_model(), backend="torch", tile=None)
+    try:
+        avail = get_backend(backend).availability()
+    except UnknownNameError:
+        pytest.skip(f"{backend} is not registered")
+    if not avail.available:
+        pytest.skip(f"{backend} unavailable: {avail.reason}")
+    enh = Enhancer(tiny_model(), backend=backend, tile=None)
     x = bench.make_input(20, 16, seed=3)
     y = enh.run(x)
-    raw = bench.raw_runner("torch", enh.session)(x)
+    raw = np.asarray(bench.raw_runner(backend, enh.session)(x), dtype=np.float32).reshape(y.shape)
     np.testing.assert_allclose(np.clip(raw, 0, 1), y, atol=1e-6)
-    assert bench.raw_runner("no-adapter-runtime", enh.session) is None
+
+
+def test_backends_without_adapter_have_no_raw_call():
+    assert bench.raw_runner("no-adapter-runtime", object()) is None
 
 
 def test_tiled_input_reports_no_overhead():

@@ -1,0 +1,60 @@
+"""``dermsr export --format onnx|ncnn|pte --out DIR``: deployable model files plus a manifest."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from ..errors import BackendUnavailableError, InputError
+
+#: format → (module, function); each function is ``f(model, out_dir, *, tile_shape) -> manifest path``
+EXPORTERS = {
+    "onnx": ("dermsr.export.onnx", "export_onnx"),
+    "ncnn": ("dermsr.export.ncnn", "export_ncnn"),
+    "pte": ("dermsr.export.pte", "export_pte"),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "export",
+        help="export the model for ONNX Runtime, NCNN or ExecuTorch",
+        description="Write the model in a runtime's own format (model.onnx; model.ncnn.param + "
+        "model.ncnn.bin; model.pte) with dermsr-manifest.json describing inputs, outputs, "
+        "value range, scale, tile shape, weights hash and tool versions. Existing files of the "
+        "same names in DIR are replaced atomically.",
+    )
+    p.add_argument("--format", required=True, choices=sorted(EXPORTERS), help="target runtime format")
+    p.add_argument("--model", default=None,
+                   help="built-in model name or weights file (default: realesr-animevideov3-x4)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--tile", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="fixed input shape in low-resolution pixels (ONNX: static height/width; "
+                   "NCNN: recorded only, the .param accepts any size; pte: the exported shape)")
+    return p
+
+
+def exporter(fmt: str):
+    """The export function for ``fmt``, imported on demand."""
+    if fmt not in EXPORTERS:
+        raise InputError(f"unknown export format {fmt!r}; expected one of {sorted(EXPORTERS)}")
+    module, func = EXPORTERS[fmt]
+    try:
+        return getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError) as exc:
+        raise BackendUnavailableError(f"export format {fmt!r} is not available here: {exc}") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models import load_model
+
+    model = load_model(args.model)
+    tile = tuple(args.tile) if args.tile else None
+    manifest_path = Path(exporter(args.format)(model, args.out, tile_shape=tile))
+    manifest = json.loads(manifest_path.read_text())
+    files = ", ".join(str(args.out / name) for name in manifest.get("files", {}).values())
+    print(f"exported {model.name} ({args.format}): {files}; manifest {manifest_path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,163 @@
+"""NCNN backend: the model converted by PNNX, run by Tencent's ncnn on the CPU.
+
+The ``.param``/``.bin`` pair is built by :func:`dermsr.export.ncnn.write_ncnn` (PNNX, float32
+weights) and kept in the artifact cache keyed by the model's weights hash and the
+torch/pnnx/ncnn versions. Every model, the built-in ones included, goes through PNNX: one
+code path, the conversion the reference study used, and the same blob names (``in0``/``out0``)
+for every model. (Real-ESRGAN's released NCNN files of the built-in model hold the same fp16
+weights; PNNX's float32 copy of them is exact.)
+
+Memory safety (see DESIGN.md): ``ncnn.Mat(array)`` wraps the NumPy buffer without owning
+it, and the Mat returned by ``Extractor.extract`` points into the extractor's memory. So each
+call keeps its contiguous input array referenced until the output has been *copied* into a
+NumPy array, and only then lets the Mats and the extractor go. A new ``Extractor`` is made
+per image, which makes concurrent calls on one ``Net`` safe (ncnn's documented pattern).
+
+Every ncnn status code is checked; a failure raises :class:`~dermsr.errors.BackendError`
+naming the backend and the file, never a bare integer. ``threads`` sets
+``net.opt.num_threads`` (default: every core this process may use). fp16/bf16 storage and
+arithmetic are switched off (fp32 results), unless ``half=True`` asks for ncnn's fp16 path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import BackendError, InputError
+from ...models.spec import Model
+from ..registry import Availability, Backend, BackendOptions
+from ._common import check_batch, default_threads, modules_availability, reject_extra
+
+__all__ = ["NcnnBackend", "NcnnSession", "check_options", "ncnn_artifact"]
+
+NAME = "ncnn"
+
+
+def check_options(options: BackendOptions) -> None:
+    """Refuse options this backend cannot honour (it runs on the CPU only)."""
+    reject_extra(NAME, options.extra)
+    if options.device != "cpu":
+        raise InputError(
+            f"the ncnn backend runs on the CPU; expected device='cpu', got {options.device!r}"
+        )
+
+
+def ncnn_artifact(model: Model) -> tuple[Path, Path]:
+    """Paths of the cached ``.param``/``.bin`` for ``model`` (converted with PNNX on first use)."""
+    from ...export.cache import cached_artifact
+    from ...export.manifest import tool_versions
+    from ...export.ncnn import BIN_NAME, NCNN_TOOLS, PARAM_NAME, check_param, write_ncnn
+
+    def build(folder: Path) -> None:
+        write_ncnn(model, folder, fp16=False)
+
+    def validate(folder: Path) -> None:
+        check_param(folder / PARAM_NAME)
+
+    parts = {"weights_dtype": "float32", "blobs": "in0/out0", "tools": tool_versions(NCNN_TOOLS)}
+    folder = cached_artifact("ncnn", model.sha256, parts, build, validate)
+    return folder / PARAM_NAME, folder / BIN_NAME
+
+
+class NcnnSession:
+    """One loaded ``ncnn.Net``; ``run`` maps float32 (N, C, H, W) to float32 (N, C, sH, sW)."""
+
+    backend = NAME
+    thread_safe = True
+
+    def __init__(
+        self,
+        param: str | Path,
+        binf: str | Path,
+        options: BackendOptions,
+        *,
+        channels: int = 3,
+        scale: int | None = None,
+        input_name: str = "in0",
+        output_name: str = "out0",
+    ) -> None:
+        import ncnn
+
+        check_options(options)
+        self.param, self.bin = Path(param), Path(binf)
+        self.channels, self.scale = channels, scale
+        self.input_name, self.output_name = input_name, output_name
+        net = ncnn.Net()
+        opt = net.opt
+        opt.num_threads = int(options.threads or default_threads())
+        opt.use_vulkan_compute = False
+        half = bool(options.half)
+        opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = half
+        opt.use_bf16_storage = False
+        for path, loader, what in ((self.param, net.load_param, "param"), (self.bin, net.load_model, "model")):
+            if not path.is_file():
+                raise BackendError(f"backend {NAME!r}: file not found: {path}")
+            ret = loader(str(path))
+            if ret != 0:
+                hint = "not a valid NCNN .param" if what == "param" else "weights truncated or not matching the .param"
+                raise BackendError(
+                    f"backend {NAME!r} could not load {path}: ncnn Net.load_{what} returned {ret} ({hint})"
+                )
+        names_in, names_out = list(net.input_names()), list(net.output_names())
+        if input_name not in names_in or output_name not in names_out:
+            raise BackendError(
+                f"backend {NAME!r}: {self.param} has inputs {names_in} and outputs {names_out}; "
+                f"expected {input_name!r} -> {output_name!r}"
+            )
+        self._net = net
+
+    def _run_one(self, chw: np.ndarray) -> np.ndarray:
+        import ncnn
+
+        src = np.ascontiguousarray(chw, dtype=np.float32)  # owned here for the whole call
+        ex = self._net.create_extractor()
+        mat_in = ncnn.Mat(src)
+        ret = ex.input(self.input_name, mat_in)
+        if ret != 0:
+            raise BackendError(f"backend {NAME!r} ({self.param}): Extractor.input returned {ret}")
+        ret, mat_out = ex.extract(self.output_name)
+        if ret != 0:
+            raise BackendError(
+                f"backend {NAME!r} ({self.param}): Extractor.extract({self.output_name!r}) returned "
+                f"{ret} for a {src.shape} input"
+            )
+        y = np.array(mat_out, dtype=np.float32, copy=True)  # copy before the Mat / extractor die
+        del mat_out, mat_in, ex
+        del src  # only now may the input buffer go
+        return y
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = check_batch(NAME, x, self.channels)
+        outs = []
+        for i in range(x.shape[0]):
+            y = self._run_one(x[i])
+            h, w = x.shape[2:]
+            want = None if self.scale is None else (h * self.scale, w * self.scale)
+            if y.ndim != 3 or (want is not None and y.shape[1:] != want):
+                raise BackendError(
+                    f"backend {NAME!r} ({self.param}) returned shape {y.shape} for a {x.shape[1:]} "
+                    f"input; expected (C, {want[0] if want else 'H*s'}, {want[1] if want else 'W*s'})"
+                )
+            outs.append(y)
+        return np.stack(outs)
+
+
+class NcnnBackend(Backend):
+    """Tencent ncnn (CPU); needs ``pip install 'dermsr[ncnn]'`` (ncnn and pnnx)."""
+
+    name = NAME
+    extra = "ncnn"
+    runtime_module = "ncnn"
+    #: import names needed: the runtime, and the converter that builds its files
+    modules = ("ncnn", "pnnx")
+
+    def availability(self) -> Availability:
+        return modules_availability(self.name, self.modules, self.extra or "ncnn", self.version())
+
+    def load(self, model: Model, options: BackendOptions) -> NcnnSession:
+        self.require()
+        check_options(options)  # bad options fail before a possibly slow conversion
+        param, binf = ncnn_artifact(model)
+        return NcnnSession(param, binf, options, channels=model.config.num_in_ch, scale=model.scale)

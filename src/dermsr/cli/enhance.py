@@ -1,21 +1,27 @@
-"""``dermsr enhance IN... -o OUT``: super-resolve files or folders."""
+"""``dermsr enhance IN... -o OUT``: super-resolve files or whole folders, resumably.
+
+The work is done by :mod:`dermsr.folder`; this module only parses flags, shows progress and
+prints the summary. Exit status: 0 all done, 1 some files failed, 2 bad arguments, 130
+interrupted (run the same command again to resume).
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from ..errors import DermsrError, InputError
+from ..errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "enhance",
         help="super-resolve images",
-        description="Super-resolve image files or folders. Outputs keep the input's format "
-        "unless --format is given; existing outputs are skipped unless --overwrite.",
+        description="Super-resolve image files or folders into OUT, mirroring the folder "
+        "structure. Outputs keep the input's format unless --format is given; outputs that "
+        "exist are skipped unless --overwrite, so an interrupted run resumes where it stopped. "
+        "Every file is logged in OUT/manifest.csv as it finishes.",
     )
     p.add_argument("inputs", nargs="*", type=Path, metavar="IN",
                    help="image files or folders (default: the bundled sample images)")
@@ -25,7 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--backend", default="torch", help="torch, onnxruntime, ncnn, executorch or auto")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--tile", default="auto", help="tile side in input pixels, 'auto' or 'none'")
-    p.add_argument("--threads", type=int, default=None, help="runtime threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="runtime threads per worker (default: usable cores // workers)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes, each with its own runtime session (default: 1, in this process)")
     p.add_argument("--format", choices=["png", "jpg", "tif", "webp"], default=None,
                    help="output format (default: same as input; 16-bit inputs default to png)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
@@ -48,20 +57,9 @@ def parse_tile(value: str) -> int | str | None:
 
 def collect_inputs(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
     """(file, path relative to the output folder) for every image named or found."""
-    from ..io import IMAGE_SUFFIXES
+    from ..folder import find_images
 
-    found: list[tuple[Path, Path]] = []
-    for item in inputs:
-        if item.is_dir():
-            pattern = "**/*" if recursive else "*"
-            for f in sorted(item.glob(pattern)):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                    found.append((f, f.relative_to(item)))
-        elif item.is_file():
-            found.append((item, Path(item.name)))
-        else:
-            raise InputError(f"{item}: no such file or folder")
-    return found
+    return find_images(inputs, recursive=recursive)
 
 
 def default_inputs() -> list[Path]:
@@ -72,39 +70,48 @@ def default_inputs() -> list[Path]:
 
 def output_path(rel: Path, out_dir: Path, fmt: str | None, is16: bool, scale: int) -> Path:
     """``out_dir/<rel folder>/<stem>_x<scale>.<suffix>``; 16-bit images never go to 8-bit formats."""
-    suffix = f".{fmt}" if fmt else rel.suffix.lower()
-    if is16 and suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
-        suffix = ".png"
-    return out_dir / rel.with_name(f"{rel.stem}_x{scale}{suffix}")
+    from ..folder import output_path as _output_path
+
+    return _output_path(rel, out_dir, fmt, is16, scale)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..enhance import Enhancer
-    from ..io import read_image, write_image
+    from ..folder import MANIFEST_NAME, OK, Result, enhance_folder, threads_per_worker
 
-    items = collect_inputs(args.inputs or default_inputs(), args.recursive)
-    if not items:
-        raise InputError("no images found in the given inputs")
-    enhancer = Enhancer(args.model, backend=args.backend, device=args.device,
-                        tile=parse_tile(args.tile), threads=args.threads)
-    failed = done = skipped = 0
-    bar = tqdm(items, unit="img", disable=args.quiet or len(items) < 2, file=sys.stderr)
-    for src, rel in bar:
-        try:
-            image = read_image(src)
-            dest = output_path(rel, args.out, args.format, image.dtype.itemsize == 2, enhancer.scale)
-            if dest.exists() and not args.overwrite:
-                skipped += 1
-                continue
-            if dest.exists() and os.path.samefile(dest, src):
-                raise InputError(f"{dest}: refusing to overwrite an input file")
-            write_image(dest, enhancer.enhance(image))
-            done += 1
-        except (DermsrError, OSError) as exc:
+    if args.workers < 1:
+        raise InputError(f"--workers expects a positive integer, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads expects a positive integer, got {args.threads}")
+    enhancer = Enhancer(args.model, backend=args.backend, device=args.device, tile=parse_tile(args.tile),
+                        threads=threads_per_worker(args.workers, args.threads))
+    bars: list[tqdm] = []
+
+    def planned(n: int) -> None:
+        bars.append(tqdm(total=n, unit="img", disable=args.quiet or n < 2, file=sys.stderr,
+                         dynamic_ncols=True, smoothing=0.1))
+
+    failed = 0
+
+    def finished(result: Result) -> None:
+        nonlocal failed
+        bar = bars[0]
+        bar.update(1)
+        if result.status not in (OK, "skipped"):
             failed += 1
-            tqdm.write(f"dermsr enhance: {src}: {exc}", file=sys.stderr)
-    print(f"{done} enhanced, {skipped} skipped (exist; --overwrite to redo), {failed} failed -> {args.out}",
-          file=sys.stderr)
-    return 1 if failed else 0
+            bar.set_postfix(failed=failed, refresh=False)
+            tqdm.write(f"dermsr enhance: {result.src}: {result.error}", file=sys.stderr)
+
+    try:
+        summary = enhance_folder(args.inputs or default_inputs(), args.out, enhancer,
+                                 recursive=args.recursive, fmt=args.format, workers=args.workers,
+                                 overwrite=args.overwrite, on_planned=planned, on_result=finished)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(f"dermsr enhance: {summary} -> {args.out} (log: {args.out / MANIFEST_NAME})", file=sys.stderr)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed or summary.not_run else 0

@@ -40,6 +40,8 @@ def parse_device(device: str):
 class TorchSession:
     backend = "torch"
     thread_safe = True
+    #: ``run`` takes N > 1 images at once (Enhancer.enhance_batch groups same-size images)
+    supports_batch = True
 
     def __init__(self, model: Model, options: BackendOptions) -> None:
         import torch

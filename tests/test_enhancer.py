@@ -159,7 +159,7 @@ class _GarbageBackend(Backend):
         return S()
 
 
-@pytest.mark.parametrize("value", [np.nan, 5.6e19, -3.0])
+@pytest.mark.parametrize("value", [np.nan, 5.6e19, -30.0])
 def test_runtime_garbage_is_caught_and_named(value):
     _GarbageBackend.value = value
     register(_GarbageBackend)

@@ -109,10 +109,15 @@ def test_export_pte_fixed_runs_in_raw_runtime(model, net, tmp_path):
     assert manifest["tile_shape"] == [7, 13] and manifest["executorch"]["dynamic"] is False
     assert manifest["model"]["sha256"] == model.sha256
     assert manifest["executorch"]["sha256"] == file_sha256(tmp_path / PTE_NAME)
-    # every convolution and PReLU is inside the XNNPACK delegate
-    ops = manifest["executorch"]["delegation"]["by_operator"]
-    assert ops["aten_convolution_default"] == {"xnnpack": 18, "portable": 0}
+    # one XNNPACK subgraph holds everything: 18 convolutions + 2 transposed ones (PixelShuffle
+    # and the nearest upsampling), 17 PReLU and the residual add; only the unpacking of the
+    # delegate's output stays outside
+    delegation = manifest["executorch"]["delegation"]
+    assert delegation["delegated_subgraphs"] == 1
+    ops = delegation["by_operator"]
+    assert ops["aten_convolution_default"] == {"xnnpack": 20, "portable": 0}
     assert ops["aten_prelu_default"] == {"xnnpack": 17, "portable": 0}
+    assert {op for op, n in ops.items() if n["portable"]} == {"getitem"}
     x = rand(7, 13, seed=1)
     y = _raw_run(tmp_path / PTE_NAME, x)
     assert np.abs(y - torch_ref(net, x)).max() <= 1e-4
@@ -123,9 +128,22 @@ def test_export_pte_dynamic_runs_in_raw_runtime(model, net, tmp_path):
     assert manifest["input"]["shape"] == [1, 3, "H", "W"] and manifest["tile_shape"] is None
     assert manifest["executorch"]["min_shape"] == [1, 1]
     assert manifest["executorch"]["max_shape"] == [548, 548]  # auto tile 512 + 2 × 18
+    assert manifest["executorch"]["delegation"]["delegated_subgraphs"] == 1
     for h, w in SIZES:
         x = rand(h, w, seed=h)
         assert np.abs(_raw_run(tmp_path / PTE_NAME, x) - torch_ref(net, x)).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["realesr-animevideov3-x4", "realesr-animevideov3-x2"])
+def test_deconv_rewrite_is_bit_identical_in_torch(name):
+    from dermsr.export.deploy import DeployableSRVGG
+
+    net = load_model(name).to_torch()
+    deploy = DeployableSRVGG(net).eval()
+    for h, w in [(1, 1), (5, 9), (16, 12)]:
+        x = torch.from_numpy(rand(h, w, seed=h * w))
+        with torch.inference_mode():
+            np.testing.assert_array_equal(deploy(x).numpy(), net(x).numpy())
 
 
 def test_export_pte_rejects_bad_arguments(model, tmp_path):

@@ -7,6 +7,10 @@ The pipeline is the one ExecuTorch documents for CPU/mobile deployment (ExecuTor
       -> executorch.exir.to_edge_transform_and_lower(..., partitioner=[XnnpackPartitioner()])
       -> .to_executorch().buffer          # the bytes of model.pte
 
+Before export, PixelShuffle and the nearest-neighbour upsampling are rewritten as exact
+transposed convolutions (:mod:`dermsr.export.deploy`), so XNNPACK takes the whole network
+instead of leaving them to ExecuTorch's portable kernels.
+
 A program is built for a :class:`PteSpec`: either one fixed input shape, or a dynamic height
 and width from 1 up to a maximum (``torch.export.Dim``). ExecuTorch plans its memory for the
 largest shape when the program is loaded, so the maximum costs memory even when smaller
@@ -58,7 +62,7 @@ DEFAULT_TILE_SHAPE = (224, 224)
 #: Distributions whose versions change the program (part of the cache key and the manifest).
 TOOLS = ("executorch", "torch")
 #: Bump when the export recipe changes, so old cache entries are not reused.
-RECIPE = "xnnpack-fp32-v1"
+RECIPE = "xnnpack-fp32-v2"
 #: Name of the program's method an app calls.
 METHOD = "forward"
 
@@ -76,14 +80,18 @@ def _shape(value: Any, what: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class PteSpec:
-    """What input a program accepts.
+    """What input a program accepts, and how its graph is written.
 
     ``dynamic=False``: exactly ``shape`` (height, width). ``dynamic=True``: any height and
     width from 1 to ``shape`` (the maximum the memory plan is sized for). Batch is always 1.
+    ``deconv_upsampling=True`` exports PixelShuffle and the nearest upsampling as exact
+    transposed convolutions (:mod:`dermsr.export.deploy`) so XNNPACK runs the whole network;
+    ``False`` exports the network as written (they then run on portable kernels).
     """
 
     shape: tuple[int, int]
     dynamic: bool = False
+    deconv_upsampling: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _shape(self.shape, "shape"))
@@ -105,14 +113,12 @@ class PteSpec:
             return f"dynamic 1..{self.shape[0]} × 1..{self.shape[1]}"
         return f"fixed {self.shape[0]}×{self.shape[1]}"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "dynamic": self.dynamic, "deconv_upsampling": self.deconv_upsampling}
+
     def cache_parts(self) -> dict[str, Any]:
         """Everything besides the weights that determines the program's bytes."""
-        return {
-            "recipe": RECIPE,
-            "shape": list(self.shape),
-            "dynamic": self.dynamic,
-            "tools": tool_versions(TOOLS),
-        }
+        return {"recipe": RECIPE, **self.to_dict(), "tools": tool_versions(TOOLS)}
 
 
 def default_max_shape(model: Model) -> tuple[int, int]:
@@ -165,6 +171,10 @@ def lower_to_pte(model: str | Path | Model | None, spec: PteSpec) -> tuple[bytes
         ) from exc
 
     net = model.to_torch()
+    if spec.deconv_upsampling:
+        from .deploy import DeployableSRVGG
+
+        net = DeployableSRVGG(net).eval()
     c = model.config.num_in_ch
     if spec.dynamic:
         # example inside the range but not 1 (torch.export specialises sizes 0 and 1)
@@ -183,14 +193,19 @@ def lower_to_pte(model: str | Path | Model | None, spec: PteSpec) -> tuple[bytes
         edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
         t2 = time.perf_counter()
         delegation = delegation_report(edge.exported_program().graph_module)
-        data = bytes(edge.to_executorch().buffer)
+        program = edge.to_executorch()
+        data = bytes(program.buffer)
         t3 = time.perf_counter()
+        # bytes the runtime allocates for activations when it loads the method (ExecuTorch
+        # schema: buffer 0 is reserved, the rest are the memory-planned arenas)
+        planned = int(sum(program.executorch_program.execution_plan[0].non_const_buffer_sizes[1:]))
     except Exception as exc:
         raise ExportError(f"exporting {model.name} to ExecuTorch ({spec.describe()}) failed: {exc}") from exc
     seconds = {"torch_export": t1 - t0, "lower": t2 - t1, "to_executorch": t3 - t2, "total": t3 - t0}
     report = {
-        "spec": {"shape": list(spec.shape), "dynamic": spec.dynamic},
+        "spec": spec.to_dict(),
         "delegation": delegation,
+        "memory_planned_bytes": planned,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }
     return data, report
@@ -224,13 +239,16 @@ def export_pte(
     *,
     tile_shape: tuple[int, int] | None = DEFAULT_TILE_SHAPE,
     dynamic: bool = False,
+    deconv_upsampling: bool = True,
 ) -> Path:
     """Write ``model.pte`` and ``dermsr-manifest.json`` into ``out_dir``; return the manifest path.
 
     ``dynamic=False`` (default): the program takes exactly ``tile_shape`` (224×224 by
     default, the reference study's size). ``dynamic=True``: any height × width from 1×1 up to
     ``tile_shape`` (``None``: the Enhancer's largest window, see :func:`default_max_shape`);
-    memory is planned for the maximum. The program is loaded once with the ExecuTorch runtime
+    memory is planned for the maximum. ``deconv_upsampling`` (default True) writes PixelShuffle
+    and the nearest upsampling as exact transposed convolutions so XNNPACK takes the whole
+    network (see :class:`PteSpec`). The program is loaded once with the ExecuTorch runtime
     before it is written, so a program that cannot load is never shipped.
     """
     model = load_model(model)
@@ -240,7 +258,9 @@ def export_pte(
         if not dynamic:
             raise InputError("a fixed-shape program needs tile_shape=(height, width); got None")
         tile_shape = default_max_shape(model)
-    spec = PteSpec(_shape(tile_shape, "tile_shape"), dynamic)
+    if not isinstance(deconv_upsampling, bool):
+        raise InputError(f"deconv_upsampling must be True or False, got {deconv_upsampling!r}")
+    spec = PteSpec(_shape(tile_shape, "tile_shape"), dynamic, deconv_upsampling)
 
     from ..enhance.backends.executorch import load_pte
 
@@ -262,9 +282,11 @@ def export_pte(
                 "method": METHOD,
                 "inputs": "one tensor at index 0 (batch 1); outputs: one tensor at index 0",
                 "dynamic": spec.dynamic,
+                "deconv_upsampling": spec.deconv_upsampling,
                 "min_shape": list(spec.min_shape),
                 "max_shape": list(spec.shape),
                 "memory_planned_for": [1, model.config.num_in_ch, *spec.shape],
+                "memory_planned_bytes": report["memory_planned_bytes"],
                 "delegation": report["delegation"],
                 "recipe": RECIPE,
                 "sha256": _sha256(data),

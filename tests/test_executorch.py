@@ -1,8 +1,8 @@
 """ExecuTorch backend and .pte export: agreement with PyTorch, raw-runtime loading, errors, stability.
 
-Exports are slow (seconds each), so the whole file shares one artifact cache and uses few
-distinct programs: the real model's dynamic program (the backend's default), one fixed 7×13
-program, and a tiny random model for the cache-rebuild test.
+Exports are slow (seconds each), so the whole file shares one artifact cache and uses four
+programs: the backend's default (dynamic ≤548), export_pte's default (dynamic ≤224), one
+fixed 7×13 program, and a tiny random model's for the cache-rebuild test.
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ from dermsr.enhance.registry import BackendOptions  # noqa: E402
 from dermsr.errors import BackendError, InputError  # noqa: E402
 from dermsr.export.cache import ENTRY_FILE, file_sha256  # noqa: E402
 from dermsr.export.manifest import MANIFEST_NAME  # noqa: E402
-from dermsr.export.pte import PTE_NAME, PteSpec, cached_pte, export_pte  # noqa: E402
+from dermsr.export.pte import (  # noqa: E402
+    PTE_NAME,
+    PteSpec,
+    cached_pte,
+    default_max_shape,
+    export_pte,
+)
 from dermsr.models import load_model  # noqa: E402
 
 SIZES = [(1, 1), (7, 13), (33, 20)]
@@ -123,15 +129,23 @@ def test_export_pte_fixed_runs_in_raw_runtime(model, net, tmp_path):
     assert np.abs(y - torch_ref(net, x)).max() <= 1e-4
 
 
-def test_export_pte_dynamic_runs_in_raw_runtime(model, net, tmp_path):
-    manifest = json.loads(export_pte(model, tmp_path, tile_shape=None, dynamic=True).read_text())
+def test_export_pte_default_is_dynamic_up_to_224(model, net, tmp_path, crop224):
+    manifest = json.loads(export_pte(model, tmp_path).read_text())
     assert manifest["input"]["shape"] == [1, 3, "H", "W"] and manifest["tile_shape"] is None
+    assert manifest["executorch"]["dynamic"] is True
     assert manifest["executorch"]["min_shape"] == [1, 1]
-    assert manifest["executorch"]["max_shape"] == [548, 548]  # auto tile 512 + 2 × 18
+    assert manifest["executorch"]["max_shape"] == [224, 224]
     assert manifest["executorch"]["delegation"]["delegated_subgraphs"] == 1
-    for h, w in SIZES:
+    for h, w in SIZES:  # border-sized windows run exactly, no padding needed
         x = rand(h, w, seed=h)
         assert np.abs(_raw_run(tmp_path / PTE_NAME, x) - torch_ref(net, x)).max() <= 1e-4
+    y = _raw_run(tmp_path / PTE_NAME, crop224)
+    assert y.shape == (1, 3, 896, 896)
+    assert np.abs(y - torch_ref(net, crop224)).max() <= 1e-4
+
+
+def test_default_max_shape_covers_the_auto_tile(model):
+    assert default_max_shape(model) == (548, 548)  # auto tile 512 + 2 × receptive field 18
 
 
 @pytest.mark.parametrize("name", ["realesr-animevideov3-x4", "realesr-animevideov3-x2"])
@@ -225,7 +239,7 @@ def test_corrupt_pte_names_the_file(tmp_path):
 
 
 def test_truncated_pte_names_the_file(model, tmp_path):
-    export_pte(model, tmp_path, tile_shape=(7, 13))
+    export_pte(model, tmp_path, tile_shape=(7, 13), dynamic=False)
     pte = tmp_path / PTE_NAME
     pte.write_bytes(pte.read_bytes()[:50_000])
     with pytest.raises(BackendError) as info:
@@ -239,7 +253,7 @@ def test_missing_pte_names_the_file(tmp_path):
 
 
 def test_wrong_shape_is_an_error_not_a_crash(model, tmp_path):
-    export_pte(model, tmp_path, tile_shape=(7, 13))
+    export_pte(model, tmp_path, tile_shape=(7, 13), dynamic=False)
     spec = PteSpec((7, 13))
     runner = load_pte(tmp_path / PTE_NAME, spec=spec)
     with pytest.raises(InputError, match="7×13"):

@@ -238,15 +238,17 @@ def export_pte(
     out_dir: str | Path,
     *,
     tile_shape: tuple[int, int] | None = DEFAULT_TILE_SHAPE,
-    dynamic: bool = False,
+    dynamic: bool = True,
     deconv_upsampling: bool = True,
 ) -> Path:
     """Write ``model.pte`` and ``dermsr-manifest.json`` into ``out_dir``; return the manifest path.
 
-    ``dynamic=False`` (default): the program takes exactly ``tile_shape`` (224×224 by
-    default, the reference study's size). ``dynamic=True``: any height × width from 1×1 up to
-    ``tile_shape`` (``None``: the Enhancer's largest window, see :func:`default_max_shape`);
-    memory is planned for the maximum. ``deconv_upsampling`` (default True) writes PixelShuffle
+    ``dynamic=True`` (default): the program takes any height × width from 1×1 up to
+    ``tile_shape`` (224×224 by default, the reference study's size; ``None``: the Enhancer's
+    largest window, see :func:`default_max_shape`), so an app can run the clipped tiles at an
+    image's border exactly; memory is planned for the maximum. ``dynamic=False``: exactly
+    ``tile_shape`` and nothing else. With the default rewrite both plan the same memory and
+    run at the same speed (``docs/backends/executorch.md``). ``deconv_upsampling`` (default True) writes PixelShuffle
     and the nearest upsampling as exact transposed convolutions so XNNPACK takes the whole
     network (see :class:`PteSpec`). The program is loaded once with the ExecuTorch runtime
     before it is written, so a program that cannot load is never shipped.

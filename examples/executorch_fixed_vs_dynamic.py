@@ -51,12 +51,14 @@ def main() -> None:
         ref = net(torch.from_numpy(x)).numpy()
 
     specs = {
-        "fixed 224×224, graph as written": PteSpec((224, 224), False, deconv_upsampling=False),
-        "fixed 224×224 (export_pte default)": PteSpec((224, 224), False),
-        "dynamic ≤224": PteSpec((224, 224), True),
-        "dynamic ≤548, graph as written": PteSpec((548, 548), True, deconv_upsampling=False),
-        "dynamic ≤548 (backend default)": PteSpec((548, 548), True),
-        "dynamic ≤1024": PteSpec((1024, 1024), True),
+        "fixed 224, as-written": PteSpec((224, 224), False, "as-written"),
+        "fixed 224, residual-first": PteSpec((224, 224), False, "residual-first"),
+        "fixed 224, deconv": PteSpec((224, 224), False, "deconv"),
+        "dynamic ≤224, residual-first (export_pte default)": PteSpec((224, 224), True, "residual-first"),
+        "dynamic ≤224, deconv": PteSpec((224, 224), True, "deconv"),
+        "dynamic ≤548, as-written": PteSpec((548, 548), True, "as-written"),
+        "dynamic ≤548, residual-first (backend default)": PteSpec((548, 548), True, "residual-first"),
+        "dynamic ≤548, deconv": PteSpec((548, 548), True, "deconv"),
     }
     rows = {}
     runners = {}

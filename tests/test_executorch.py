@@ -31,6 +31,7 @@ from dermsr.errors import BackendError, InputError  # noqa: E402
 from dermsr.export.cache import ENTRY_FILE, file_sha256  # noqa: E402
 from dermsr.export.manifest import MANIFEST_NAME  # noqa: E402
 from dermsr.export.pte import (  # noqa: E402
+    GRAPHS,
     PTE_NAME,
     PteSpec,
     cached_pte,
@@ -115,13 +116,14 @@ def test_export_pte_fixed_runs_in_raw_runtime(model, net, tmp_path):
     assert manifest["tile_shape"] == [7, 13] and manifest["executorch"]["dynamic"] is False
     assert manifest["model"]["sha256"] == model.sha256
     assert manifest["executorch"]["sha256"] == file_sha256(tmp_path / PTE_NAME)
-    # one XNNPACK subgraph holds everything: 18 convolutions + 2 transposed ones (PixelShuffle
-    # and the nearest upsampling), 17 PReLU and the residual add; only the unpacking of the
-    # delegate's output stays outside
+    # residual-first, fixed shape: one XNNPACK subgraph holds everything (18 convolutions + the
+    # 1×1 channel repeat, 17 PReLU, the add, PixelShuffle's reshapes); only the unpacking of
+    # the delegate's output stays outside
     delegation = manifest["executorch"]["delegation"]
+    assert manifest["executorch"]["graph"] == "residual-first"
     assert delegation["delegated_subgraphs"] == 1
     ops = delegation["by_operator"]
-    assert ops["aten_convolution_default"] == {"xnnpack": 20, "portable": 0}
+    assert ops["aten_convolution_default"] == {"xnnpack": 19, "portable": 0}
     assert ops["aten_prelu_default"] == {"xnnpack": 17, "portable": 0}
     assert {op for op, n in ops.items() if n["portable"]} == {"getitem"}
     x = rand(7, 13, seed=1)
@@ -135,7 +137,9 @@ def test_export_pte_default_is_dynamic_up_to_224(model, net, tmp_path, crop224):
     assert manifest["executorch"]["dynamic"] is True
     assert manifest["executorch"]["min_shape"] == [1, 1]
     assert manifest["executorch"]["max_shape"] == [224, 224]
-    assert manifest["executorch"]["delegation"]["delegated_subgraphs"] == 1
+    ops = manifest["executorch"]["delegation"]["by_operator"]
+    assert "aten_upsample_nearest2d_vec" not in ops  # the residual-first rewrite removed it
+    assert ops["aten_convolution_default"] == {"xnnpack": 19, "portable": 0}
     for h, w in SIZES:  # border-sized windows run exactly, no padding needed
         x = rand(h, w, seed=h)
         assert np.abs(_raw_run(tmp_path / PTE_NAME, x) - torch_ref(net, x)).max() <= 1e-4
@@ -148,16 +152,39 @@ def test_default_max_shape_covers_the_auto_tile(model):
     assert default_max_shape(model) == (548, 548)  # auto tile 512 + 2 × receptive field 18
 
 
+@pytest.mark.parametrize("graph", GRAPHS)
 @pytest.mark.parametrize("name", ["realesr-animevideov3-x4", "realesr-animevideov3-x2"])
-def test_deconv_rewrite_is_bit_identical_in_torch(name):
+def test_graph_rewrites_are_bit_identical_in_torch(name, graph):
     from dermsr.export.deploy import DeployableSRVGG
 
     net = load_model(name).to_torch()
-    deploy = DeployableSRVGG(net).eval()
+    deploy = DeployableSRVGG(net, graph).eval()
     for h, w in [(1, 1), (5, 9), (16, 12)]:
         x = torch.from_numpy(rand(h, w, seed=h * w))
         with torch.inference_mode():
             np.testing.assert_array_equal(deploy(x).numpy(), net(x).numpy())
+
+
+# what each graph leaves outside XNNPACK in a dynamic-shape program (docs/backends/executorch.md)
+PORTABLE = {
+    "as-written": {"aten_upsample_nearest2d_vec", "aten_view_copy_default", "getitem", "sym_size", "mul"},
+    "residual-first": {"aten_view_copy_default", "getitem", "sym_size", "mul"},
+    "deconv": {"getitem"},
+}
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_graphs_delegation_and_agreement_dynamic(graph):
+    tiny = tiny_model(seed=3)
+    spec = PteSpec((24, 24), True, graph)
+    folder = cached_pte(tiny, spec)
+    report = json.loads((folder / "export-report.json").read_text())["delegation"]
+    assert {op for op, n in report["by_operator"].items() if n["portable"]} == PORTABLE[graph]
+    assert report["delegated_subgraphs"] == (1 if graph == "deconv" else 3)
+    runner = load_pte(folder / PTE_NAME, spec=spec)
+    for h, w in [(1, 1), (5, 9), (24, 17)]:
+        x = rand(h, w, seed=w)
+        assert np.abs(runner.run(x) - torch_ref(tiny.to_torch(), x)).max() <= 1e-5
 
 
 def test_export_pte_rejects_bad_arguments(model, tmp_path):
@@ -291,6 +318,7 @@ def test_cache_entry_that_fails_to_load_is_rebuilt():
         (BackendOptions(extra={"dynamc": True}), "unknown executorch option"),
         (BackendOptions(extra={"dynamic": 1}), "dynamic"),
         (BackendOptions(extra={"max_side": 30}), "max_side"),
+        (BackendOptions(extra={"graph": "fast"}), "graph"),
     ],
 )
 def test_bad_options(model, options, match):

@@ -7,9 +7,9 @@ The pipeline is the one ExecuTorch documents for CPU/mobile deployment (ExecuTor
       -> executorch.exir.to_edge_transform_and_lower(..., partitioner=[XnnpackPartitioner()])
       -> .to_executorch().buffer          # the bytes of model.pte
 
-Before export, PixelShuffle and the nearest-neighbour upsampling are rewritten as exact
-transposed convolutions (:mod:`dermsr.export.deploy`), so XNNPACK takes the whole network
-instead of leaving them to ExecuTorch's portable kernels.
+Before export the output stage is rewritten exactly (:mod:`dermsr.export.deploy`): by default
+the residual is added before the PixelShuffle through a 0/1 1×1 convolution, so no nearest
+upsampling is left for ExecuTorch's portable kernels.
 
 A program is built for a :class:`PteSpec`: either one fixed input shape, or a dynamic height
 and width from 1 up to a maximum (``torch.export.Dim``). ExecuTorch plans its memory for the
@@ -45,6 +45,7 @@ from .manifest import build_manifest, tool_versions, write_manifest
 __all__ = [
     "CACHE_KIND",
     "DEFAULT_TILE_SHAPE",
+    "GRAPHS",
     "PTE_NAME",
     "PteSpec",
     "cached_pte",
@@ -62,7 +63,9 @@ DEFAULT_TILE_SHAPE = (224, 224)
 #: Distributions whose versions change the program (part of the cache key and the manifest).
 TOOLS = ("executorch", "torch")
 #: Bump when the export recipe changes, so old cache entries are not reused.
-RECIPE = "xnnpack-fp32-v2"
+RECIPE = "xnnpack-fp32-v3"
+#: How the output stage is written (see :mod:`dermsr.export.deploy`); the first is the default.
+GRAPHS = ("residual-first", "deconv", "as-written")
 #: Name of the program's method an app calls.
 METHOD = "forward"
 
@@ -84,17 +87,19 @@ class PteSpec:
 
     ``dynamic=False``: exactly ``shape`` (height, width). ``dynamic=True``: any height and
     width from 1 to ``shape`` (the maximum the memory plan is sized for). Batch is always 1.
-    ``deconv_upsampling=True`` exports PixelShuffle and the nearest upsampling as exact
-    transposed convolutions (:mod:`dermsr.export.deploy`) so XNNPACK runs the whole network;
-    ``False`` exports the network as written (they then run on portable kernels).
+    ``graph`` is how the output stage is written (:data:`GRAPHS`, :mod:`dermsr.export.deploy`):
+    ``"residual-first"`` (default), ``"deconv"`` (everything in XNNPACK, even with dynamic
+    shapes, a little slower) or ``"as-written"``.
     """
 
     shape: tuple[int, int]
     dynamic: bool = False
-    deconv_upsampling: bool = True
+    graph: str = "residual-first"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _shape(self.shape, "shape"))
+        if self.graph not in GRAPHS:
+            raise InputError(f"graph must be one of {GRAPHS}, got {self.graph!r}")
         if self.dynamic and min(self.shape) < 2:
             raise InputError(f"a dynamic program needs a maximum of at least 2×2, got {self.shape}")
 
@@ -114,7 +119,7 @@ class PteSpec:
         return f"fixed {self.shape[0]}×{self.shape[1]}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "dynamic": self.dynamic, "deconv_upsampling": self.deconv_upsampling}
+        return {"shape": list(self.shape), "dynamic": self.dynamic, "graph": self.graph}
 
     def cache_parts(self) -> dict[str, Any]:
         """Everything besides the weights that determines the program's bytes."""
@@ -171,10 +176,10 @@ def lower_to_pte(model: str | Path | Model | None, spec: PteSpec) -> tuple[bytes
         ) from exc
 
     net = model.to_torch()
-    if spec.deconv_upsampling:
+    if spec.graph != "as-written":
         from .deploy import DeployableSRVGG
 
-        net = DeployableSRVGG(net).eval()
+        net = DeployableSRVGG(net, spec.graph).eval()
     c = model.config.num_in_ch
     if spec.dynamic:
         # example inside the range but not 1 (torch.export specialises sizes 0 and 1)
@@ -239,7 +244,7 @@ def export_pte(
     *,
     tile_shape: tuple[int, int] | None = DEFAULT_TILE_SHAPE,
     dynamic: bool = True,
-    deconv_upsampling: bool = True,
+    graph: str = GRAPHS[0],
 ) -> Path:
     """Write ``model.pte`` and ``dermsr-manifest.json`` into ``out_dir``; return the manifest path.
 
@@ -247,11 +252,10 @@ def export_pte(
     ``tile_shape`` (224×224 by default, the reference study's size; ``None``: the Enhancer's
     largest window, see :func:`default_max_shape`), so an app can run the clipped tiles at an
     image's border exactly; memory is planned for the maximum. ``dynamic=False``: exactly
-    ``tile_shape`` and nothing else. With the default rewrite both plan the same memory and
-    run at the same speed (``docs/backends/executorch.md``). ``deconv_upsampling`` (default True) writes PixelShuffle
-    and the nearest upsampling as exact transposed convolutions so XNNPACK takes the whole
-    network (see :class:`PteSpec`). The program is loaded once with the ExecuTorch runtime
-    before it is written, so a program that cannot load is never shipped.
+    ``tile_shape`` and nothing else. ``graph`` selects the exact rewrite of the output stage
+    (:class:`PteSpec`). Measurements behind these defaults: ``docs/backends/executorch.md``.
+    The program is loaded once with the ExecuTorch runtime before it is written, so a
+    program that cannot load is never shipped.
     """
     model = load_model(model)
     if not isinstance(dynamic, bool):
@@ -260,9 +264,7 @@ def export_pte(
         if not dynamic:
             raise InputError("a fixed-shape program needs tile_shape=(height, width); got None")
         tile_shape = default_max_shape(model)
-    if not isinstance(deconv_upsampling, bool):
-        raise InputError(f"deconv_upsampling must be True or False, got {deconv_upsampling!r}")
-    spec = PteSpec(_shape(tile_shape, "tile_shape"), dynamic, deconv_upsampling)
+    spec = PteSpec(_shape(tile_shape, "tile_shape"), dynamic, graph)
 
     from ..enhance.backends.executorch import load_pte
 
@@ -284,7 +286,7 @@ def export_pte(
                 "method": METHOD,
                 "inputs": "one tensor at index 0 (batch 1); outputs: one tensor at index 0",
                 "dynamic": spec.dynamic,
-                "deconv_upsampling": spec.deconv_upsampling,
+                "graph": spec.graph,
                 "min_shape": list(spec.min_shape),
                 "max_shape": list(spec.shape),
                 "memory_planned_for": [1, model.config.num_in_ch, *spec.shape],

@@ -10,7 +10,8 @@ auto tile plus the receptive field on both sides). Any window up to that size ru
 clipped border tiles and tiny images get exactly the model's own zero padding; a larger window
 is cut into tiles with the full receptive field as context (exact, see
 :mod:`dermsr.enhance.tiling`). ``dynamic=False`` instead exports one fixed-shape program per
-distinct window shape (correct too, but each new shape costs an export).
+distinct window shape (correct too, but each new shape costs an export). The program's output
+stage is rewritten exactly before export (``graph``, see :mod:`dermsr.export.deploy`).
 
 Buffer ownership — the failure the reference study blamed for corrupted ExecuTorch outputs:
 
@@ -49,7 +50,7 @@ __all__ = ["ExecuTorchBackend", "ExecuTorchSession", "PteRunner", "load_pte", "t
 
 NAME = "executorch"
 #: backend-specific options accepted through ``Enhancer(..., **options)``
-OPTIONS = ("dynamic", "max_side")
+OPTIONS = ("dynamic", "max_side", "graph")
 #: fixed-shape programs kept loaded per session (dynamic=False)
 MAX_LOADED = 8
 
@@ -224,7 +225,7 @@ class ExecuTorchSession:
     thread_safe = False
 
     def __init__(self, model: Model, options: BackendOptions) -> None:
-        from ...export.pte import PteSpec, default_max_shape
+        from ...export.pte import GRAPHS, PteSpec, default_max_shape
 
         if options.device != "cpu":
             raise InputError(
@@ -244,14 +245,18 @@ class ExecuTorchSession:
             raise InputError(
                 f"max_side must be an integer > {2 * rf} (twice the receptive field), got {max_side!r}"
             )
+        graph = options.extra.get("graph", GRAPHS[0])
+        if graph not in GRAPHS:
+            raise InputError(f"graph must be one of {GRAPHS}, got {graph!r}")
         self.model = model
+        self.graph = graph
         self.dynamic = dynamic
         self.max_side = int(max_side)
         self.threads = options.threads
         self._spec_cls = PteSpec
         self._fixed: OrderedDict[tuple[int, int], PteRunner] = OrderedDict()
         self._dynamic_runner = (
-            _cached_runner(model, PteSpec((self.max_side, self.max_side), True), self.threads)
+            _cached_runner(model, PteSpec((self.max_side, self.max_side), True, graph), self.threads)
             if dynamic
             else None
         )
@@ -259,7 +264,7 @@ class ExecuTorchSession:
     def _fixed_runner(self, h: int, w: int) -> PteRunner:
         runner = self._fixed.get((h, w))
         if runner is None:
-            runner = _cached_runner(self.model, self._spec_cls((h, w), False), self.threads)
+            runner = _cached_runner(self.model, self._spec_cls((h, w), False, self.graph), self.threads)
             self._fixed[(h, w)] = runner
             while len(self._fixed) > MAX_LOADED:
                 self._fixed.popitem(last=False)

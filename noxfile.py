@@ -20,3 +20,18 @@ def lint(session: nox.Session) -> None:
     """Ruff lint over sources, tests, examples and benchmarks."""
     session.install("ruff")
     session.run("ruff", "check", "src", "tests", "examples", "benchmarks", "noxfile.py")
+
+
+@nox.session(venv_backend="none")
+def bench(session: nox.Session) -> None:
+    """ASV suite, quick and offline, against the current environment (runtimes installed).
+
+    Benchmarks this checkout's ``src/`` (ASV_PYTHONPATH) even if dermsr is installed from
+    elsewhere. Extra arguments go to ``asv run`` (e.g. ``nox -s bench -- -b EnhanceSuite``).
+    """
+    from pathlib import Path
+
+    env = {"ASV_PYTHONPATH": str(Path("src").resolve())}
+    session.run("asv", "machine", "--yes", external=True)
+    session.run("asv", "run", "--quick", "--environment", "existing:same", "--show-stderr",
+                *session.posargs, env=env, external=True)

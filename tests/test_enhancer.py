@@ -159,7 +159,7 @@ class _GarbageBackend(Backend):
         return S()
 
 
-@pytest.mark.parametrize("value", [np.nan, 5.6e19, -3.0])
+@pytest.mark.parametrize("value", [np.nan, 5.6e19, -40.0])
 def test_runtime_garbage_is_caught_and_named(value):
     _GarbageBackend.value = value
     register(_GarbageBackend)
@@ -169,6 +169,19 @@ def test_runtime_garbage_is_caught_and_named(value):
             e.enhance(np.zeros((4, 4, 3), np.uint8))
     finally:
         unregister("garbage-test")
+
+
+def test_regression_saturated_noise_overshoot_is_not_garbage():
+    """Hypothesis counterexample (test_backends, kind='saturated', 15×22, seed=0): the released
+    model legitimately overshoots past 2.0 on 0/1 noise; that must be clamped, not refused."""
+    image = (np.random.default_rng(0).random((15, 22, 3)) < 0.5).astype(np.float32)
+    enhancer = Enhancer(backend="torch", tile=None)
+    x = np.ascontiguousarray(image.transpose(2, 0, 1)[None])
+    with torch.inference_mode():
+        raw = enhancer.model.to_torch()(torch.from_numpy(x)).numpy()
+    assert raw.max() > 2.0  # the overshoot that an over-tight garbage bound refused
+    out = enhancer.enhance(image)
+    np.testing.assert_allclose(out, np.clip(raw[0], 0, 1).transpose(1, 2, 0), atol=1e-6)
 
 
 def test_unknown_backend_lists_known_ones():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import BackendUnavailableError, InputError
 
-#: format → (module, function); each function is ``f(model, out_dir, *, tile_shape) -> manifest path``
+#: format → (module, function); each is ``f(model, out_dir, *, tile_shape=...) -> manifest path``
 EXPORTERS = {
     "onnx": ("dermsr.export.onnx", "export_onnx"),
     "ncnn": ("dermsr.export.ncnn", "export_ncnn"),
@@ -52,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     from ..models import load_model
 
     model = load_model(args.model)
-    tile = tuple(args.tile) if args.tile else None
-    manifest_path = Path(exporter(args.format)(model, args.out, tile_shape=tile))
+    # without --tile each format keeps its own default (dynamic ONNX/NCNN; pte: its default range)
+    kwargs = {"tile_shape": tuple(args.tile)} if args.tile else {}
+    manifest_path = Path(exporter(args.format)(model, args.out, **kwargs))
     manifest = json.loads(manifest_path.read_text())
     files = ", ".join(str(args.out / name) for name in manifest.get("files", {}).values())
     print(f"exported {model.name} ({args.format}): {files}; manifest {manifest_path}", file=sys.stderr)

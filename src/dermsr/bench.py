@@ -1,0 +1,650 @@
+"""Benchmark core: latency, initialisation, throughput, memory, overhead and arithmetic per runtime.
+
+One function measures one backend on one input size (:func:`bench_backend`); one runs a grid,
+each cell in a fresh Python process so peak memory and initialisation are honest
+(:func:`run_benchmarks`); :func:`format_table` prints the grid like Table 1 of the reference
+study. ``dermsr bench`` (see ``docs/performance.md``) is a thin wrapper around these.
+
+How each number is taken
+------------------------
+- **Timer**: :func:`time.perf_counter` around ``Enhancer.run(x)`` on a float32 NCHW array.
+  ``run`` returns a host NumPy array, so on a GPU the copy back (``TorchSession._to_host``
+  calls ``torch.cuda.synchronize`` before it) ends the timed region only after the device has
+  finished: there is no unsynchronised GPU timer here.
+- **Initialisation**: wall time from constructing the :class:`~dermsr.Enhancer` through its
+  first ``run`` (model load, any export/cache lookup, runtime session, first inference).
+- **Warm-up**: ``warmup`` further untimed runs after the first, then ``repeat`` timed runs.
+  Median, minimum and maximum are reported; images/s is ``1000 / median_ms`` and megapixels/s
+  counts **input** (low-resolution) pixels: ``h·w / 1e6 · images/s``.
+- **Raw runtime call**: the same tensor through the runtime's own API with nothing of dermsr
+  around it (see :data:`RAW_ADAPTERS`), timed interleaved with the dermsr path so machine noise
+  hits both alike; ``overhead = median(dermsr) / median(raw)``. Only for untiled inputs.
+- **Peak memory**: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of a fresh process that runs
+  only this backend at this size, minus its value just before the runtime was loaded (so the
+  interpreter, NumPy and dermsr are excluded; the runtime's own import, weights, arena and
+  buffers are included). tracemalloc would miss native allocations.
+- **Arithmetic**: GFLOP per image from :meth:`dermsr.models.Model.gflops` (2 × multiply-
+  accumulates of the convolutions), achieved GFLOP/s = that / median seconds, and the fraction
+  of the machine's estimated fp32 peak (:func:`peak_gflops`).
+
+>>> parse_size("224"), parse_size("2048x1536")
+((224, 224), (1536, 2048))
+>>> summarize([3.0, 1.0, 2.0])["median_ms"]
+2.0
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = [
+    "RAW_ADAPTERS",
+    "BenchResult",
+    "CpuInfo",
+    "bench_backend",
+    "cpu_info",
+    "environment",
+    "format_size",
+    "format_table",
+    "make_input",
+    "parse_size",
+    "parse_sizes",
+    "peak_gflops",
+    "raw_runner",
+    "run_benchmarks",
+    "summarize",
+]
+
+DEFAULT_SIZES = "224,512,2048x1536"
+
+
+# -- sizes ------------------------------------------------------------------------------------
+def parse_size(text: str) -> tuple[int, int]:
+    """``"224"`` → (224, 224); ``"WxH"`` (width × height, like an image's dimensions) → (H, W)."""
+    parts = str(text).lower().strip().split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) not in (1, 2) or min(nums, default=0) < 1:
+        raise InputError(f"size must be 'N' or 'WxH' with positive integers, got {text!r}")
+    if len(nums) == 1:
+        return nums[0], nums[0]
+    return nums[1], nums[0]
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """Comma-separated sizes: ``"224,512,2048x1536"``."""
+    items = [s for s in str(text).split(",") if s.strip()]
+    if not items:
+        raise InputError(f"expected at least one size like '224' or '2048x1536', got {text!r}")
+    return [parse_size(s) for s in items]
+
+
+def format_size(hw: Sequence[int]) -> str:
+    """(H, W) → ``"224"`` when square, else ``"WxH"``."""
+    h, w = int(hw[0]), int(hw[1])
+    return str(h) if h == w else f"{w}x{h}"
+
+
+def make_input(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A reproducible float32 (1, 3, H, W) input in [0, 1] (speed does not depend on content)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((1, 3, height, width), dtype=np.float32)
+
+
+def summarize(times_ms: Sequence[float]) -> dict[str, float]:
+    """Median, min, max and mean of timings in milliseconds."""
+    if not times_ms:
+        raise InputError("no timings to summarise")
+    return {
+        "median_ms": float(statistics.median(times_ms)),
+        "min_ms": float(min(times_ms)),
+        "max_ms": float(max(times_ms)),
+        "mean_ms": float(statistics.fmean(times_ms)),
+    }
+
+
+# -- the machine's peak -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CpuInfo:
+    """What the peak estimate rests on (all read from /proc/cpuinfo and ``lscpu``)."""
+
+    model: str
+    vendor: str
+    family: int | None
+    cores: int
+    mhz: float | None
+    mhz_source: str
+    simd: str
+    flops_per_cycle: int
+
+
+def _proc_cpuinfo() -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if not line.strip():
+            break  # first processor only
+        key, _, value = line.partition(":")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _lscpu_max_mhz() -> float | None:
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in text.splitlines():
+        if line.lower().startswith("cpu max mhz"):
+            try:
+                return float(line.split(":", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+def simd_flops_per_cycle(flags: set[str], vendor: str = "", family: int | None = None) -> tuple[str, int]:
+    """fp32 FLOP per cycle per core for the widest FMA the flags show.
+
+    Assumes two FMA pipes per core (true of Intel since Haswell and AMD since Zen 2), so
+    FLOP/cycle = 2 pipes × lanes × 2 (multiply + add). AVX-512: 16 lanes → 64, except AMD
+    Zen 4 (family 0x19), whose AVX-512 runs on 256-bit data paths → 32. AVX2+FMA: 8 lanes →
+    32. AVX without FMA: 8 + 8 (separate add and multiply) → 16. SSE: 8.
+
+    >>> simd_flops_per_cycle({"avx2", "fma", "avx512f"}, "GenuineIntel", 6)
+    ('avx512-fma', 64)
+    >>> simd_flops_per_cycle({"avx2", "fma", "avx512f"}, "AuthenticAMD", 25)
+    ('avx512-fma (256-bit datapath)', 32)
+    >>> simd_flops_per_cycle({"avx2", "fma"})
+    ('avx2-fma', 32)
+    """
+    if "avx512f" in flags:
+        if vendor == "AuthenticAMD" and family == 25:
+            return "avx512-fma (256-bit datapath)", 32
+        return "avx512-fma", 64
+    if "avx2" in flags and "fma" in flags:
+        return "avx2-fma", 32
+    if "avx" in flags:
+        return "avx", 16
+    if "asimd" in flags:  # ARM NEON: 2 pipes × 4 lanes × 2
+        return "neon-fma", 16
+    return "sse", 8
+
+
+def cpu_info() -> CpuInfo:
+    """This machine's CPU model, usable cores, clock and SIMD width."""
+    info = _proc_cpuinfo()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    vendor = info.get("vendor_id", "")
+    try:
+        family: int | None = int(info.get("cpu family", ""))
+    except ValueError:
+        family = None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    mhz = _lscpu_max_mhz()
+    source = "lscpu 'CPU max MHz'"
+    if mhz is None:
+        try:
+            mhz = float(info["cpu MHz"])
+            source = "/proc/cpuinfo 'cpu MHz' (current/nominal clock; turbo not counted)"
+        except (KeyError, ValueError):
+            mhz, source = None, "unknown"
+    simd, fpc = simd_flops_per_cycle(flags, vendor, family)
+    model = info.get("model name") or platform.processor() or platform.machine()
+    return CpuInfo(model, vendor, family, cores, mhz, source, simd, fpc)
+
+
+def peak_gflops(threads: int | None = None, cpu: CpuInfo | None = None) -> float | None:
+    """Estimated fp32 peak in GFLOP/s: cores used × GHz × FLOP/cycle (None if clock unknown).
+
+    ``threads`` caps the cores counted (one thread per core; SMT siblings add no FMA pipes).
+    """
+    cpu = cpu or cpu_info()
+    if cpu.mhz is None:
+        return None
+    cores = cpu.cores if threads is None else max(1, min(int(threads), cpu.cores))
+    return cores * cpu.mhz / 1000.0 * cpu.flops_per_cycle
+
+
+# -- raw runtime calls ------------------------------------------------------------------------
+def _raw_torch(session: Any) -> Callable[[np.ndarray], Any]:
+    """``session.net(torch.from_numpy(x))`` under ``torch.inference_mode`` (+ sync and host copy on GPU)."""
+    import torch
+
+    net, device = session.net, getattr(session, "device", torch.device("cpu"))
+
+    def call(x: np.ndarray) -> Any:
+        with torch.inference_mode():
+            y = net(torch.from_numpy(x).to(device))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+                y = y.cpu()
+            return y.numpy()
+
+    return call
+
+
+def _raw_onnxruntime(session: Any) -> Callable[[np.ndarray], Any]:
+    """``InferenceSession.run(None, {input: x})`` on the session's own ORT session."""
+    sess, name = session._sess, session.input_name
+
+    def call(x: np.ndarray) -> Any:
+        return sess.run(None, {name: x})[0]
+
+    return call
+
+
+def _raw_ncnn(session: Any) -> Callable[[np.ndarray], Any]:
+    """A fresh extractor, ``input(in0, Mat(x[0]))``, ``extract(out0)``, copied to NumPy.
+
+    The copy is part of the raw call: the extracted Mat points into the extractor's memory
+    and must be copied before the extractor goes (ncnn's Python binding keeps no reference).
+    """
+    import ncnn
+
+    net, in_name, out_name = session._net, session.input_name, session.output_name
+
+    def call(x: np.ndarray) -> Any:
+        src = np.ascontiguousarray(x[0])
+        ex = net.create_extractor()
+        mat = ncnn.Mat(src)
+        ex.input(in_name, mat)
+        _, out = ex.extract(out_name)
+        y = np.array(out, copy=True)
+        del out, mat, ex, src
+        return y
+
+    return call
+
+
+def _raw_executorch(session: Any) -> Callable[[np.ndarray], Any]:
+    """The loaded program's ``forward``: ``method.execute([torch.from_numpy(x)])``, output copied.
+
+    Uses the session's dynamic-shape program, or its fixed-shape program for this input's
+    shape. The copy is part of the raw call: ExecuTorch may reuse the output buffer.
+    """
+    import torch
+
+    def call(x: np.ndarray) -> Any:
+        runner = session._dynamic_runner or session._fixed_runner(int(x.shape[2]), int(x.shape[3]))
+        out = runner._method.execute([torch.from_numpy(x)])
+        return np.array(out[0].numpy(), copy=True)
+
+    return call
+
+
+#: Per backend: ``session -> (x -> output)`` calling the runtime's own API on the session's
+#: already-loaded model, with none of dermsr's checks, tiling, locking or conversions. The
+#: output is left in whatever the runtime returns when that is already host memory.
+#: Backends missing here report overhead as n/a.
+RAW_ADAPTERS: dict[str, Callable[[Any], Callable[[np.ndarray], Any]]] = {
+    "torch": _raw_torch,
+    "onnxruntime": _raw_onnxruntime,
+    "ncnn": _raw_ncnn,
+    "executorch": _raw_executorch,
+}
+
+
+def raw_runner(backend: str, session: Any) -> Callable[[np.ndarray], Any] | None:
+    """The raw-call function for ``backend``'s loaded ``session``, or None without an adapter."""
+    adapter = RAW_ADAPTERS.get(backend)
+    return None if adapter is None else adapter(session)
+
+
+# -- one measurement --------------------------------------------------------------------------
+@dataclass
+class BenchResult:
+    """One backend at one size. ``status`` is ``"ok"``, ``"skipped"`` (unavailable) or ``"error"``."""
+
+    backend: str
+    size: str
+    height: int
+    width: int
+    status: str = "ok"
+    reason: str | None = None
+    resolved_backend: str | None = None
+    runtime_version: str | None = None
+    model: str | None = None
+    threads: int | None = None
+    device: str = "cpu"
+    tiles: int | None = None
+    repeat: int = 0
+    times_ms: list[float] = field(default_factory=list)
+    median_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    mean_ms: float | None = None
+    init_ms: float | None = None
+    images_per_s: float | None = None
+    input_mpix_per_s: float | None = None
+    peak_rss_mb: float | None = None
+    memory_method: str | None = None
+    raw_median_ms: float | None = None
+    raw_times_ms: list[float] = field(default_factory=list)
+    overhead: float | None = None
+    overhead_note: str | None = None
+    gflops_per_image: float | None = None
+    gflops_per_s: float | None = None
+    peak_gflops: float | None = None
+    peak_fraction: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchResult:
+        return cls(**data)
+
+
+def _maxrss_mb() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024.0 * 1024.0) if sys.platform == "darwin" else r / 1024.0
+
+
+def _timed(fn: Callable[[np.ndarray], Any], x: np.ndarray) -> float:
+    t0 = time.perf_counter()
+    fn(x)
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def _availability(backend: str, model: Any, device: str):
+    """(concrete backend name, its Availability); ``"auto"`` is resolved as the Enhancer does."""
+    from .enhance.enhancer import Enhancer
+    from .enhance.registry import get_backend
+
+    name = backend
+    if backend == "auto":
+        name = Enhancer(model, backend="auto", device=device).backend_name
+    return name, get_backend(name).availability()
+
+
+def bench_backend(
+    backend: str,
+    model: Any = None,
+    size: tuple[int, int] | str = (224, 224),
+    *,
+    repeat: int = 10,
+    warmup: int = 1,
+    threads: int | None = None,
+    device: str = "cpu",
+    tile: int | str | None = "auto",
+    raw: bool = True,
+    seed: int = 0,
+    peak: float | None = None,
+    fresh_process: bool = False,
+) -> BenchResult:
+    """Measure ``backend`` on one (H, W) input in this process; see the module docstring.
+
+    Unavailable backends come back with ``status="skipped"`` and the reason, not an exception.
+    ``peak`` overrides the estimated machine peak (GFLOP/s). ``fresh_process`` only labels the
+    memory figure (set by :func:`run_benchmarks`' worker).
+
+    >>> r = bench_backend("no-such-runtime", size="8")
+    >>> r.status, r.reason.startswith("unknown backend")
+    ('skipped', True)
+    """
+    from .enhance.enhancer import Enhancer
+    from .errors import DermsrError
+    from .models import load_model
+
+    h, w = parse_size(size) if isinstance(size, str) else (int(size[0]), int(size[1]))
+    if repeat < 1 or warmup < 0:
+        raise InputError(f"repeat must be >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
+    res = BenchResult(backend, format_size((h, w)), h, w, threads=threads, device=device, repeat=repeat)
+    m = load_model(model)
+    res.model = m.name
+    rss0 = _maxrss_mb()  # before anything imports a runtime (resolving "auto" may)
+    try:
+        resolved, avail = _availability(backend, m, device)
+    except DermsrError as exc:
+        res.status, res.reason = "skipped", str(exc)
+        return res
+    res.resolved_backend, res.runtime_version = resolved, avail.version
+    if not avail.available:
+        res.status, res.reason = "skipped", avail.reason
+        return res
+
+    x = make_input(h, w, seed)
+    try:
+        t0 = time.perf_counter()
+        enhancer = Enhancer(m, backend=backend, device=device, tile=tile, threads=threads)
+        enhancer.run(x)
+        res.init_ms = (time.perf_counter() - t0) * 1000.0
+        for _ in range(warmup):
+            enhancer.run(x)
+        plan = enhancer.tile_plan(h, w)
+        res.tiles = len(plan.tiles)
+        rawfn = None
+        if raw:
+            if res.tiles > 1:
+                res.overhead_note = "tiled input: no single raw call to compare"
+            else:
+                rawfn = raw_runner(enhancer.backend_name, enhancer.session)
+                if rawfn is None:
+                    res.overhead_note = f"no raw-call adapter for {enhancer.backend_name!r}"
+                else:
+                    for _ in range(max(1, warmup)):
+                        rawfn(x)
+        for _ in range(repeat):
+            res.times_ms.append(_timed(enhancer.run, x))
+            if rawfn is not None:
+                res.raw_times_ms.append(_timed(rawfn, x))
+    except (DermsrError, RuntimeError, OSError, MemoryError) as exc:
+        res.status, res.reason = "error", f"{type(exc).__name__}: {exc}"
+        return res
+
+    res.peak_rss_mb = max(0.0, _maxrss_mb() - rss0)
+    res.memory_method = (
+        "ru_maxrss delta, fresh process" if fresh_process
+        else "ru_maxrss delta, shared process (lower bound)"
+    )
+    res.__dict__.update(summarize(res.times_ms))
+    med_s = res.median_ms / 1000.0
+    res.images_per_s = 1.0 / med_s
+    res.input_mpix_per_s = h * w / 1e6 / med_s
+    if res.raw_times_ms:
+        res.raw_median_ms = float(statistics.median(res.raw_times_ms))
+        res.overhead = res.median_ms / res.raw_median_ms
+    res.gflops_per_image = m.gflops(h, w)
+    res.gflops_per_s = res.gflops_per_image / med_s
+    if device == "cpu":
+        res.peak_gflops = peak if peak is not None else peak_gflops(threads)
+        if res.peak_gflops:
+            res.peak_fraction = res.gflops_per_s / res.peak_gflops
+    return res
+
+
+# -- the grid, each cell in a fresh process ---------------------------------------------------
+def _worker(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    model = spec.pop("model")
+    if spec.pop("model_is_pickle", False):
+        import pickle
+
+        with open(model, "rb") as f:
+            model = pickle.load(f)  # written by run_benchmarks in this same session
+    res = bench_backend(model=model, fresh_process=True, **spec)
+    print("DERMSR-BENCH-RESULT " + json.dumps(res.to_dict()), flush=True)
+    return 0
+
+
+def _run_isolated(spec: dict[str, Any], timeout: float | None) -> BenchResult:
+    import dermsr
+
+    src = str(Path(dermsr.__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    with tempfile.TemporaryDirectory(prefix="dermsr-bench-") as tmp:
+        path = Path(tmp) / "spec.json"
+        if not isinstance(spec["model"], (str, type(None))):
+            import pickle
+
+            mpath = Path(tmp) / "model.pkl"
+            mpath.write_bytes(pickle.dumps(spec["model"]))
+            spec = {**spec, "model": str(mpath), "model_is_pickle": True}
+        path.write_text(json.dumps(spec))
+        proc = subprocess.run(
+            [sys.executable, "-m", "dermsr.bench", str(path)],
+            capture_output=True, text=True, env=env, timeout=timeout,
+        )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("DERMSR-BENCH-RESULT "):
+            return BenchResult.from_dict(json.loads(line.split(" ", 1)[1]))
+    h, w = spec["size"]
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+    return BenchResult(spec["backend"], format_size((h, w)), h, w, status="error",
+                       reason=f"worker exited {proc.returncode}: {tail[0]}")
+
+
+def run_benchmarks(
+    backends: Sequence[str] | None = None,
+    sizes: Sequence[tuple[int, int]] | str = DEFAULT_SIZES,
+    *,
+    model: Any = None,
+    repeat: int = 10,
+    warmup: int = 1,
+    threads: Sequence[int | None] | int | None = None,
+    device: str = "cpu",
+    tile: int | str | None = "auto",
+    raw: bool = True,
+    peak: float | None = None,
+    isolate: bool = True,
+    timeout: float | None = None,
+    progress: Callable[[BenchResult], None] | None = None,
+) -> list[BenchResult]:
+    """Every backend (default: all registered) × size × thread count.
+
+    With ``isolate`` (default) each cell runs in a fresh ``python -m dermsr.bench`` process, so
+    its initialisation is cold and its peak RSS is its own. ``model`` is a built-in name, a
+    path, or a :class:`~dermsr.models.Model` (handed to the worker as a pickle).
+    """
+    from .backends import backend_names
+
+    names = list(backends) if backends else backend_names()
+    size_list = parse_sizes(sizes) if isinstance(sizes, str) else [tuple(s) for s in sizes]
+    thread_list = list(threads) if isinstance(threads, (list, tuple)) else [threads]
+    if isinstance(model, Path):
+        model = str(model)
+    results = []
+    for name in names:
+        for hw in size_list:
+            for th in thread_list:
+                kwargs = dict(size=list(hw), repeat=repeat, warmup=warmup, threads=th,
+                              device=device, tile=tile, raw=raw, peak=peak)
+                if isolate:
+                    res = _run_isolated({"backend": name, "model": model, **kwargs}, timeout)
+                else:
+                    res = bench_backend(name, model, **{**kwargs, "size": tuple(hw)})
+                results.append(res)
+                if progress is not None:
+                    progress(res)
+    return results
+
+
+# -- reporting --------------------------------------------------------------------------------
+def environment(threads: int | None = None) -> dict[str, Any]:
+    """Date, CPU, peak estimate and versions, to publish next to any table."""
+    from . import __version__
+    from .backends import available
+
+    cpu = cpu_info()
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "dermsr": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": asdict(cpu),
+        "peak_gflops": peak_gflops(threads, cpu),
+        "peak_method": "cores × clock × fp32 FLOP/cycle of the widest FMA (see dermsr.bench.simd_flops_per_cycle)",
+        "runtimes": {a.name: (a.version if a.available else None) for a in available()},
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _f(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+TABLE_COLUMNS = (
+    "runtime", "size", "thr", "tiles", "median ms", "min ms", "max ms", "init ms", "img/s",
+    "in-MP/s", "peak MB", "raw ms", "overhead", "GFLOP/img", "GFLOP/s", "% peak",
+)
+
+
+def table_rows(results: Sequence[BenchResult]) -> list[list[str]]:
+    """One row of strings per result (skipped/error rows carry the reason)."""
+    rows = []
+    for r in results:
+        name = r.backend if r.backend == r.resolved_backend or not r.resolved_backend else f"{r.backend}→{r.resolved_backend}"
+        thr = "default" if r.threads is None else str(r.threads)
+        if r.status != "ok":
+            rows.append([name, r.size, thr, f"{r.status}: {r.reason}"])
+            continue
+        rows.append([
+            name, r.size, thr, str(r.tiles), _f(r.median_ms, ".1f"), _f(r.min_ms, ".1f"),
+            _f(r.max_ms, ".1f"), _f(r.init_ms, ".0f"), _f(r.images_per_s, ".2f"),
+            _f(r.input_mpix_per_s, ".3f"), _f(r.peak_rss_mb, ".0f"), _f(r.raw_median_ms, ".1f"),
+            _f(r.overhead, ".3f") + ("x" if r.overhead is not None else ""),
+            _f(r.gflops_per_image, ".1f"), _f(r.gflops_per_s, ".1f"),
+            _f(None if r.peak_fraction is None else 100 * r.peak_fraction, ".0f"),
+        ])
+    return rows
+
+
+def format_table(results: Sequence[BenchResult], markdown: bool = False) -> str:
+    """A fixed-width (or Markdown) table of results.
+
+    >>> print(format_table([BenchResult("x", "8", 8, 8, status="skipped", reason="absent")]))
+    runtime  size  thr      status
+    x        8     default  skipped: absent
+    """
+    rows = table_rows(results)
+    full = [r for r in rows if len(r) == len(TABLE_COLUMNS)]
+    header = list(TABLE_COLUMNS) if full else [*TABLE_COLUMNS[:3], "status"]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in rows:
+            cells = r if len(r) == len(header) else [*r[:3], r[3], *[""] * (len(header) - 4)]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+    widths = [len(c) for c in header]
+    for r in rows:
+        for i, c in enumerate(r if len(r) == len(header) else r[:3]):
+            widths[i] = max(widths[i], len(c))
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(header)).rstrip()]
+    for r in rows:
+        if len(r) == len(header):
+            lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+        else:
+            lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:3])) + "  " + r[3])
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - the isolated worker
+    sys.exit(_worker(sys.argv[1]))

@@ -440,11 +440,10 @@ def run_backend(
         result.runs_s.append(time.perf_counter() - t)
         if result.output is None:
             result.output = y
-    from ..enhance.enhancer import SANE_RANGE
     from .consistency import check_consistency
 
     report = check_consistency(enhancer.session.run, x, runs=repeats, name=name,
-                               value_range=SANE_RANGE, range_tol=0.0)
+                               value_range=_sane_range(), range_tol=0.0)
     result.consistency = consistency_row(report)
     return result
 
@@ -662,6 +661,12 @@ def run_study(out: str | os.PathLike[str], config: StudyConfig | None = None, **
     return results
 
 
+def _sane_range() -> tuple[float, float]:
+    from ..enhance.enhancer import SANE_RANGE
+
+    return SANE_RANGE
+
+
 def _dermsr_version() -> str:
     from .._version import __version__
 
@@ -747,6 +752,7 @@ def _assemble(cfg, out_dir, model, degrader, scorer, backends, skipped, image_ro
             "baseline": "low-resolution input resized ×scale with cv2.INTER_CUBIC, clipped to [0, 1]",
             "timing": "initialisation = Enhancer construction + runtime load + first run; then `runs` calls of "
                       "Enhancer.run on the prepared float32 NCHW tensor, each timed with time.perf_counter",
+            "consistency_range": list(_sane_range()),
             "lpips": {"computed": scorer.has_lpips, "backbone": scorer.lpips_source, "reason": scorer.lpips_error},
             "runtimes": _runtime_versions(),
             "machine": {**machine_info(), "load_average_start": load_before,

@@ -67,12 +67,12 @@ def test_truncated_jpeg_and_png_are_refused(tmp_path, shared):
     data = (shared / "data" / "dermoscopy" / "ISIC_0000062.jpg").read_bytes()
     p = tmp_path / "cut.jpg"
     p.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ImageReadError, match="cut.jpg.*truncated"):
+    with pytest.raises(ImageReadError, match=r"cut\.jpg.*truncated"):
         read_image(p)
-    ok, buf = cv2.imencode(".png", np.zeros((30, 30), np.uint8))
+    _, buf = cv2.imencode(".png", np.zeros((30, 30), np.uint8))
     p2 = tmp_path / "cut.png"
     p2.write_bytes(buf.tobytes()[:-20])
-    with pytest.raises(ImageReadError, match="cut.png"):
+    with pytest.raises(ImageReadError, match=r"cut\.png"):
         read_image(p2)
 
 
@@ -83,7 +83,7 @@ def test_missing_empty_and_non_image_files(tmp_path):
     with pytest.raises(ImageReadError, match="empty"):
         read_image(tmp_path / "empty.png")
     (tmp_path / "notes.png").write_text("hello, not an image")
-    with pytest.raises(ImageReadError, match="notes.png"):
+    with pytest.raises(ImageReadError, match=r"notes\.png"):
         read_image(tmp_path / "notes.png")
 
 

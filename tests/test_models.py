@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from _support import tiny_model
 from dermsr.errors import CheckpointError, UnknownNameError, UnsafeCheckpointError
 from dermsr.models import (
     ModelConfig,
@@ -18,10 +19,8 @@ from dermsr.models import (
     infer_config,
     load_model,
     load_state_dict,
+    ncnn_weights_dir,
 )
-from dermsr.models import ncnn_weights_dir
-
-from _support import tiny_model
 
 ncnn = pytest.importorskip("ncnn")
 
@@ -98,11 +97,11 @@ def test_relu_network_needs_act_type():
 
 
 def test_foreign_state_dict_is_rejected_with_names():
-    with pytest.raises(CheckpointError, match="conv_first.weight"):
+    with pytest.raises(CheckpointError, match=r"conv_first\.weight"):
         infer_config({"conv_first.weight": np.zeros((64, 3, 3, 3), np.float32)})
     sd = dict(tiny_model().weights)
     sd["body.2.weight"] = np.zeros((8, 8, 5, 5), np.float32)
-    with pytest.raises(CheckpointError, match="body.2.weight"):
+    with pytest.raises(CheckpointError, match=r"body\.2\.weight"):
         infer_config(sd)
 
 

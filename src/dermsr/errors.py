@@ -18,6 +18,7 @@ __all__ = [
     "InputError",
     "UnknownNameError",
     "UnsafeCheckpointError",
+    "WeightsNotFoundError",
 ]
 
 
@@ -42,6 +43,10 @@ class CheckpointError(DermsrError, ValueError):
 
 class UnsafeCheckpointError(CheckpointError):
     """A pickle that needs arbitrary code to unpickle; refused."""
+
+
+class WeightsNotFoundError(DermsrError, FileNotFoundError):
+    """Weights a computation needs (e.g. LPIPS's AlexNet) are nowhere to be found; says how to provide them."""
 
 
 class ImageReadError(DermsrError, OSError):

@@ -193,7 +193,7 @@ def import_ncnn(param_path: str | Path, bin_path: str | Path) -> tuple[ModelConf
     out_scale = None
     if out_resize is not None:
         out_scale_f = out_resize * (pixel_shuffle or 1)
-        out_scale = int(round(out_scale_f))
+        out_scale = round(out_scale_f)
         if abs(out_scale - out_scale_f) > 1e-6:
             raise CheckpointError(f"{param_path}: output resize gives non-integer scale {out_scale_f}")
     config = infer_config(weights, act_type=act_type, out_scale=out_scale)

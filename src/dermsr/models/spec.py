@@ -151,7 +151,7 @@ def infer_config(
         found_act = act_type
     num_out_ch = num_in_ch
     sq = last[0] / num_out_ch
-    upscale = int(round(sq**0.5))
+    upscale = round(sq**0.5)
     if upscale < 1 or upscale * upscale * num_out_ch != last[0]:
         raise CheckpointError(
             f"last convolution has {last[0]} output channels, expected {num_out_ch}·s² for an "

@@ -1,0 +1,314 @@
+"""LPIPS (Zhang et al., CVPR 2018) through the ``lpips`` package: AlexNet trunk, v0.1 linear layers.
+
+The ``lpips`` package fetches its ImageNet AlexNet trunk from torchvision's model zoo when the
+network is built. dermsr never lets it: the package is asked for a randomly initialised
+trunk (``pnet_rand=True``) and every trunk weight is then replaced, strictly, by a state dict
+from a file (a missing or extra weight is an error, so no random weight survives). The file
+is looked for, in order:
+
+1. the ``backbone=`` path the caller gives;
+2. the path in the environment variable ``DERMSR_LPIPS_BACKBONE``;
+3. torchvision's own cache (``<torch.hub.get_dir()>/checkpoints/alexnet-owt-7be5be79.pth``);
+4. torchvision's download of that file (skipped with ``allow_download=False``).
+
+Paths given in 1 or 2 must exist: dermsr does not fall through to the next source when a
+path the user named is wrong. If no source works a :class:`~dermsr.errors.WeightsNotFoundError`
+explains how to provide the file. The file may hold the AlexNet ``features`` state dict
+(keys ``0.weight`` … ``10.bias``) or torchvision's whole AlexNet state dict
+(``features.0.weight`` …). The v0.1 linear layers ship inside the ``lpips`` package.
+
+Images are mapped to [-1, 1] (``2·x/L − 1``) as the package expects; grey images are
+repeated to three channels. The network is built once per (backbone file, device) in each
+process and reused.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, CheckpointError, InputError, WeightsNotFoundError
+from ._images import as_pair
+
+__all__ = [
+    "ENV_VAR",
+    "LPIPS",
+    "LPIPS_MIN_SIZE",
+    "TORCHVISION_FILE",
+    "BackboneSource",
+    "clear_cache",
+    "lpips_distance",
+    "lpips_network",
+    "resolve_backbone",
+]
+
+ENV_VAR = "DERMSR_LPIPS_BACKBONE"
+#: torchvision's file name for ImageNet AlexNet (``AlexNet_Weights.IMAGENET1K_V1``).
+TORCHVISION_FILE = "alexnet-owt-7be5be79.pth"
+#: Smallest side AlexNet's layers up to conv5 accept (stride-4 conv, two 3×3/2 max-pools).
+LPIPS_MIN_SIZE = 31
+#: Convolution indices inside AlexNet's ``features``; their weights and biases are the trunk.
+_CONV_KEYS = tuple(f"{i}.{p}" for i in (0, 3, 6, 8, 10) for p in ("weight", "bias"))
+
+_HOW_TO = (
+    "LPIPS needs ImageNet AlexNet weights and dermsr never uses random ones. Provide them by "
+    "passing backbone='/path/to/alexnet.pth', or setting the environment variable "
+    f"{ENV_VAR}=/path/to/alexnet.pth, or placing torchvision's {TORCHVISION_FILE} in "
+    "<torch.hub.get_dir()>/checkpoints (it is what torchvision.models.alexnet(weights='DEFAULT') "
+    "downloads). The file may hold AlexNet's 'features' state dict or the whole torchvision state dict."
+)
+
+
+@dataclass(frozen=True)
+class BackboneSource:
+    """Where the AlexNet trunk comes from: ``kind`` is 'argument', 'environment',
+    'torchvision-cache' or 'torchvision-download'."""
+
+    kind: str
+    path: Path
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.kind})"
+
+
+def _torchvision_cache_file() -> Path:
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILE
+
+
+def _torchvision_download() -> Path:
+    """Let torchvision fetch (or find) its AlexNet weights; returns the cached file."""
+    from torchvision.models import AlexNet_Weights
+
+    AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+    return _torchvision_cache_file()
+
+
+def resolve_backbone(
+    backbone: str | os.PathLike[str] | None = None, *, allow_download: bool = True
+) -> BackboneSource:
+    """Find the AlexNet trunk file (argument, environment, torchvision cache, download).
+
+    >>> resolve_backbone("/no/such/alexnet.pth")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dermsr.errors.WeightsNotFoundError: LPIPS backbone /no/such/alexnet.pth (given as backbone=) does not exist...
+    """
+    if backbone is not None:
+        p = Path(backbone).expanduser()
+        if not p.is_file():
+            raise WeightsNotFoundError(f"LPIPS backbone {p} (given as backbone=) does not exist. {_HOW_TO}")
+        return BackboneSource("argument", p.resolve())
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise WeightsNotFoundError(f"LPIPS backbone {p} (from ${ENV_VAR}) does not exist. {_HOW_TO}")
+        return BackboneSource("environment", p.resolve())
+    cached = _torchvision_cache_file()
+    if cached.is_file():
+        return BackboneSource("torchvision-cache", cached)
+    if not allow_download:
+        raise WeightsNotFoundError(f"no LPIPS backbone found and downloading is off. {_HOW_TO}")
+    try:
+        path = _torchvision_download()
+    except Exception as exc:
+        raise WeightsNotFoundError(
+            f"no LPIPS backbone found, and torchvision could not download it ({type(exc).__name__}: "
+            f"{exc}). {_HOW_TO}"
+        ) from exc
+    if not path.is_file():  # pragma: no cover - torchvision wrote it elsewhere
+        raise WeightsNotFoundError(f"torchvision's download did not leave {path}. {_HOW_TO}")
+    return BackboneSource("torchvision-download", path)
+
+
+def load_backbone_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read an AlexNet trunk file and return its ``features`` state dict (keys ``0.weight`` …)."""
+    import torch
+
+    p = Path(path)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{p}: cannot read as a PyTorch state dict ({exc})") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{p}: expected a state dict, got {type(state).__name__}")
+    if any(k.startswith("features.") for k in state):
+        state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    missing = [k for k in _CONV_KEYS if k not in state]
+    extra = sorted(set(state) - set(_CONV_KEYS))
+    if missing or extra:
+        raise CheckpointError(
+            f"{p}: not an AlexNet 'features' state dict; expected keys {list(_CONV_KEYS)}, "
+            f"missing {missing}, unexpected {extra[:5]}"
+        )
+    for k, v in state.items():
+        if not torch.is_tensor(v) or not torch.isfinite(v).all():
+            raise CheckpointError(f"{p}: weight {k!r} is not a finite tensor")
+    return state
+
+
+def _build(source: BackboneSource, device: Any) -> Any:
+    import torch
+
+    try:
+        import lpips as lpips_pkg
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"LPIPS needs the 'lpips' package ({exc}); pip install 'dermsr[metrics]'"
+        ) from exc
+    state = load_backbone_state(source.path)
+    with warnings.catch_warnings():
+        # pnet_rand=True: torchvision builds an untrained AlexNet (no download; its deprecated
+        # 'pretrained=False' call warns, expected here). pretrained=False: the package loads
+        # no linear layers itself; they are loaded strictly below.
+        warnings.simplefilter("ignore")
+        net = lpips_pkg.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+    # lpips splits AlexNet's features into slices whose children keep the original indices
+    owner = {child: name for name, sl in net.net.named_children() for child, _ in sl.named_children()}
+    weights = {f"net.{owner[k.split('.')[0]]}.{k}": v for k, v in state.items()}
+    lin_file = Path(lpips_pkg.__file__).parent / "weights" / "v0.1" / "alex.pth"
+    try:
+        lins = torch.load(lin_file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{lin_file}: the lpips package's v0.1 linear layers cannot be read ({exc})") from exc
+    weights.update(lins)
+    params = {name for name, _ in net.named_parameters()}
+    if params != set(weights):
+        raise CheckpointError(
+            f"{source.path} with {lin_file}: weights do not cover the LPIPS network exactly; "
+            f"missing {sorted(params - set(weights))[:5]}, unexpected {sorted(set(weights) - params)[:5]}"
+        )
+    try:
+        # every parameter is in `weights` (checked above); strict=False only because the
+        # module also lists the linear layers under a second name ('lins.N') and its buffers
+        result = net.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source.path}: does not fit AlexNet's layers ({exc})") from exc
+    if result.unexpected_keys:  # pragma: no cover - excluded by the check above
+        raise CheckpointError(f"unexpected LPIPS weights {result.unexpected_keys[:5]}")
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.to(device)
+
+
+_cache: dict[tuple[str, str], Any] = {}
+_cache_lock = threading.Lock()
+
+
+def lpips_network(
+    backbone: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    *,
+    allow_download: bool = True,
+) -> Any:
+    """The ``lpips.LPIPS`` module (AlexNet, v0.1) with the trunk loaded from a file; cached
+    per (backbone file, device) in this process."""
+    from ..enhance.backends.torch import parse_device
+
+    dev = parse_device(device)
+    source = resolve_backbone(backbone, allow_download=allow_download)
+    key = (str(source.path), str(dev))
+    with _cache_lock:
+        net = _cache.get(key)
+        if net is None:
+            net = _build(source, dev)
+            _cache[key] = net
+    return net
+
+
+def clear_cache() -> None:
+    """Forget the networks built so far (frees their memory)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def lpips_distance(
+    a: Any,
+    b: Any,
+    *,
+    backbone: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    data_range: float | None = None,
+    crop_border: int = 0,
+    batch_size: int = 4,
+    allow_download: bool = True,
+) -> float | np.ndarray:
+    """LPIPS distance (AlexNet, v0.1): 0 for identical images, larger is more different.
+
+    Inputs as for the other metrics (:mod:`dermsr.evaluate.metrics`); each side must be at
+    least 31 pixels. Batches are run ``batch_size`` pairs at a time under
+    ``torch.inference_mode``; every image is scored whole (LPIPS averages over the image, so
+    tiling would change the value).
+
+    >>> x = np.zeros((32, 32, 3), np.uint8)
+    >>> lpips_distance(x, x, backbone="alexnet_features.pth")  # doctest: +SKIP
+    0.0
+    """
+    import torch
+
+    from .metrics import _check_crop, _crop
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    pair = as_pair(a, b, data_range)
+    crop = _check_crop(crop_border)
+    x, y = _crop(pair.a, crop), _crop(pair.b, crop)
+    h, w = x.shape[1:3]
+    if min(h, w) < LPIPS_MIN_SIZE:
+        raise InputError(
+            f"LPIPS (AlexNet) needs images of at least {LPIPS_MIN_SIZE}×{LPIPS_MIN_SIZE} pixels, got {h}×{w}"
+        )
+    net = lpips_network(backbone, device, allow_download=allow_download)
+    dev = next(net.parameters()).device
+    out = np.empty(x.shape[0])
+
+    def to_tensor(arr: np.ndarray) -> Any:
+        t = torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2), dtype=np.float32))
+        if t.shape[1] == 1:
+            t = t.expand(-1, 3, -1, -1)
+        return (t * (2.0 / pair.data_range) - 1.0).to(dev)
+
+    with torch.inference_mode():
+        for start in range(0, x.shape[0], batch_size):
+            stop = start + batch_size
+            d = net(to_tensor(x[start:stop]), to_tensor(y[start:stop]))
+            out[start:stop] = d.reshape(-1).double().cpu().numpy()
+    return out if pair.batched else float(out[0])
+
+
+@dataclass(frozen=True)
+class LPIPS:
+    """:func:`lpips_distance` with its options held.
+
+    >>> metric = LPIPS(backbone=None, device="cpu")
+    >>> metric.device
+    'cpu'
+    """
+
+    backbone: str | os.PathLike[str] | None = None
+    device: str = "cpu"
+    data_range: float | None = None
+    crop_border: int = 0
+    batch_size: int = 4
+    allow_download: bool = True
+
+    def __call__(self, a: Any, b: Any) -> float | np.ndarray:
+        return lpips_distance(
+            a,
+            b,
+            backbone=self.backbone,
+            device=self.device,
+            data_range=self.data_range,
+            crop_border=self.crop_border,
+            batch_size=self.batch_size,
+            allow_download=self.allow_download,
+        )

@@ -335,3 +335,32 @@ def test_protocol_evaluation_mechanism(shared, tmp_path):
     assert row["psnr"] == pytest.approx(peak_signal_noise_ratio(gt, sr, data_range=1.0), abs=0.01)
     assert 0.0 < row["lpips"] < 1.0
     assert set(res["summary"]) == {"bicubic-x4", "thesis"}
+
+
+def test_shipped_dermatology_weights(shared):
+    """dermsr-isic-x4 is a plain weights-only file of a 64×16 ×4 network that loads by name and,
+    on a held-out training-set image (bicubic-x4 protocol, central crop), beats bicubic."""
+    from importlib import resources
+
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from dermsr import Enhancer
+    from dermsr.models import builtin_model_names, load_model
+    from dermsr.train.evaluate import protocol_pair
+
+    assert "dermsr-isic-x4" in builtin_model_names()
+    path = resources.files("dermsr.models") / "weights" / "dermsr-isic-x4.pth"
+    raw = torch.load(str(path), weights_only=True)
+    assert set(raw) == {"params_ema", "params"}
+    model = load_model("dermsr-isic-x4")
+    assert (model.config.num_feat, model.config.num_conv, model.scale, model.config.act_type) == (64, 16, 4, "prelu")
+    assert model.sha256 != load_model("realesr-animevideov3-x4").sha256
+    names = [p.name for p in sorted((shared / "data" / "train-isic").glob("*.jpg"))]
+    held = split_images(names, 0.1, seed=0).val
+    assert "ISIC_0000083.jpg" in held  # the split the shipped run used (docs/model-card.md)
+    lr, hr = protocol_pair(shared / "data" / "train-isic" / "ISIC_0000083.jpg", "bicubic-x4")
+    y, x = lr.shape[0] // 2 - 32, lr.shape[1] // 2 - 32
+    lr, hr = lr[y : y + 64, x : x + 64], hr[4 * y : 4 * y + 256, 4 * x : 4 * x + 256]
+    sr = Enhancer("dermsr-isic-x4", threads=1).enhance(lr)
+    bic = np.clip(cv2.resize(lr, (256, 256), interpolation=cv2.INTER_CUBIC), 0, 1)
+    assert peak_signal_noise_ratio(hr, sr, data_range=1.0) > peak_signal_noise_ratio(hr, bic, data_range=1.0)

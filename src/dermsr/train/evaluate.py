@@ -72,9 +72,11 @@ def evaluate(
     lpips_backbone: str | None = None,
     threads: int | None = None,
     max_images: int | None = None,
+    all_images: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Per-image and mean metrics of ``models`` and bicubic on the held-out images of ``data``."""
+    """Per-image and mean metrics of ``models`` and bicubic on the held-out images of ``data``
+    (``all_images=True``: on every image, for a folder no model was trained on)."""
     from tqdm import tqdm
 
     from ..enhance import Enhancer
@@ -85,7 +87,8 @@ def evaluate(
     root = Path(data)
     rel = {f.relative_to(root).as_posix(): f for f in list_images(root)}
     split = split_images(list(rel), val_fraction, seed)
-    names = split.val[:max_images] if max_images else split.val
+    pool = sorted(rel) if all_images else split.val
+    names = pool[:max_images] if max_images else pool
     if not names:
         raise InputError(f"no held-out images: val_fraction={val_fraction} over {len(rel)} images")
     fns = metric_functions(lpips_backbone)
@@ -113,7 +116,7 @@ def evaluate(
             summary[protocol][method] = {k: float(np.mean([r[k] for r in sel])) for k in fns}
     verdicts = {p: {m: meets_targets(summary[p][m], summary[p]["bicubic"]) for m in models} for p in protocols}
     return {
-        "settings": {"data": str(data), "val_fraction": val_fraction, "seed": seed,
+        "settings": {"data": str(data), "val_fraction": None if all_images else val_fraction, "seed": seed,
                      "hr_short_side": hr_short_side, "protocols": list(protocols), "models": list(models),
                      "images": names},
         "summary": summary,
@@ -149,13 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lpips-backbone", default=None, help="AlexNet backbone file (or $DERMSR_LPIPS_BACKBONE)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--all-images", action="store_true",
+                   help="score every image (a folder not used for training), not only the held-out split")
     p.add_argument("--json", type=Path, default=None, help="write all numbers here")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     result = evaluate(args.data, args.model, protocols=args.protocol or PROTOCOLS,
                       val_fraction=args.val_fraction, seed=args.seed, hr_short_side=args.hr_short_side,
                       lpips_backbone=args.lpips_backbone, threads=args.threads,
-                      max_images=args.max_images, progress=not args.quiet)
+                      max_images=args.max_images, all_images=args.all_images, progress=not args.quiet)
     if args.json:
         from ..io import atomic_write_bytes
 

@@ -193,24 +193,12 @@ def validation_pairs(
     return out
 
 
-def _metric_fns(lpips_backbone: str | None = None) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
-    """PSNR/SSIM/LPIPS from dermsr.evaluate when present; PSNR alone otherwise."""
-    try:
-        from .metrics import metric_functions
-
-        return metric_functions(lpips_backbone)
-    except ImportError:
-        def psnr(a: np.ndarray, b: np.ndarray) -> float:
-            mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-            return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
-
-        return {"psnr": psnr}
-
-
 def _validate(net, pairs: list[dict[str, Any]], scale: int, device, lpips_backbone: str | None = None) -> dict[str, float]:
     import torch
 
-    fns = _metric_fns(lpips_backbone)
+    from .metrics import metric_functions
+
+    fns = metric_functions(lpips_backbone)
     sums: dict[str, float] = {}
     net.eval()
     with torch.no_grad():

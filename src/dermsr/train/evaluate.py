@@ -136,7 +136,7 @@ def format_table(result: dict[str, Any]) -> str:
             cells = " | ".join(fmt.get(k, "{:.4f}").format(vals[k]) for k in metrics)
             lines.append(f"| {protocol} | {method} | {cells} |")
     n = len(result["settings"]["images"])
-    lines.append(f"\nMean over {n} held-out image(s).")
+    lines.append(f"\nMean over {n} image(s).")
     return "\n".join(lines)
 
 

@@ -364,3 +364,24 @@ def test_shipped_dermatology_weights(shared):
     sr = Enhancer("dermsr-isic-x4", threads=1).enhance(lr)
     bic = np.clip(cv2.resize(lr, (256, 256), interpolation=cv2.INTER_CUBIC), 0, 1)
     assert peak_signal_noise_ratio(hr, sr, data_range=1.0) > peak_signal_noise_ratio(hr, bic, data_range=1.0)
+
+
+def test_all_loss_terms_train(data_dir, tmp_path, shared, monkeypatch):
+    """l1 + grad + lpips (offline backbone from the env var) run end to end; lpips gradients flow."""
+    monkeypatch.setenv("DERMSR_LPIPS_BACKBONE", str(shared / "weights" / "lpips_alexnet_features.pth"))
+    cfg = tiny_config(data_dir, tmp_path, steps=2, patch_size=16, loss="l1,grad:0.1,lpips:0.05")
+    res = train(cfg, degradations=[area_x4], progress=False)
+    logged = [e for e in res.history if "loss" in e]
+    for e in logged:
+        assert {"l1", "grad", "lpips"} <= set(e) and np.isfinite(e["loss"])
+        assert e["loss"] == pytest.approx(e["l1"] + 0.1 * e["grad"] + 0.05 * e["lpips"], rel=1e-5)
+    from dermsr.train.losses import CompositeLoss
+
+    crit = CompositeLoss({"lpips": 1.0})
+    sr = torch.rand(1, 3, 64, 64, requires_grad=True)
+    total, _ = crit(sr, torch.rand(1, 3, 64, 64))
+    total.backward()
+    assert sr.grad is not None and float(sr.grad.abs().sum()) > 0
+    monkeypatch.delenv("DERMSR_LPIPS_BACKBONE")
+    with pytest.raises(InputError, match="DERMSR_LPIPS_BACKBONE"):
+        CompositeLoss({"lpips": 1.0})

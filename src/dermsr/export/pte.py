@@ -63,7 +63,7 @@ DEFAULT_TILE_SHAPE = (224, 224)
 #: Distributions whose versions change the program (part of the cache key and the manifest).
 TOOLS = ("executorch", "torch")
 #: Bump when the export recipe changes, so old cache entries are not reused.
-RECIPE = "xnnpack-fp32-v3"
+RECIPE = "xnnpack-fp32-v4"
 #: How the output stage is written (see :mod:`dermsr.export.deploy`); the first is the default.
 GRAPHS = ("residual-first", "deconv", "as-written")
 #: Name of the program's method an app calls.

@@ -19,7 +19,6 @@ pytest.importorskip("executorch")
 torch = pytest.importorskip("torch")
 
 from _support import tiny_model  # noqa: E402
-
 from dermsr import Enhancer  # noqa: E402
 from dermsr.enhance.backends.executorch import (  # noqa: E402
     ExecuTorchBackend,

@@ -207,17 +207,8 @@ def test_224_crop_all_backends(enhancers, shared):
 
 @pytest.mark.parametrize("backend", OTHERS)
 @pytest.mark.parametrize("model", ["realesr-animevideov3-x2", "realesr-animevideov3-x3"])
-def test_resized_output_models(request, backend, model):
-    """The ×2/×3 built-ins end with a bicubic resize, exported as a scale-factor resize too."""
-    if backend == "executorch":
-        from dermsr.errors import ExportError
-
-        # strict: when the .pte export learns the bicubic resize this XPASSes and must go
-        request.applymarker(pytest.mark.xfail(
-            raises=ExportError, strict=True,
-            reason="known bug: export_pte fails on the x2/x3 models' bicubic resize "
-            "(ExecuTorch's verifier raises AssertionError)",
-        ))
+def test_resized_output_models(backend, model):
+    """The ×2/×3 built-ins end with a bicubic resize; every runtime must reproduce it."""
     x = np.random.default_rng(3).random((1, 3, 13, 10), dtype=np.float32)
     ref = Enhancer(model, backend="torch").run(x)
     got = Enhancer(model, backend=backend).run(x)

@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--tile", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="fixed input shape in low-resolution pixels (ONNX: static height/width; "
-                   "NCNN: recorded only, the .param accepts any size; pte: the exported shape)")
+                   "NCNN: recorded only, the .param accepts any size; pte: the largest input of the "
+                   "dynamic program, default 224 224)")
     return p
 
 

@@ -79,8 +79,8 @@ def upsample_nearest_as_deconv(channels: int, r: int) -> nn.ConvTranspose2d:
 class DeployableSRVGG(nn.Module):
     """``net`` with its output stage written as ``graph`` (see the module docstring).
 
-    Shares ``net``'s body layers (no copy of the weights); the optional bicubic resize of the
-    ×2/×3 models is kept as is.
+    Shares ``net``'s body layers (no copy of the weights); the bicubic resize of the ×2/×3
+    models stays a bicubic resize (ExecuTorch decomposes it into portable kernels).
     """
 
     def __init__(self, net: SRVGGNetCompact, graph: str = "residual-first") -> None:
@@ -114,7 +114,9 @@ class DeployableSRVGG(nn.Module):
         else:
             out = self.shuffle(out) + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
         if self.out_scale is not None and self.out_scale != self.upscale:
-            out = F.interpolate(
-                out, scale_factor=self.out_scale / self.upscale, mode="bicubic", align_corners=False
-            )
+            # the same resize as the network's scale_factor=out_scale/upscale (bit-identical,
+            # tested), but with the output size spelled out so that torch.export can keep it
+            # symbolic; a float scale factor on a dynamic size does not lower to ExecuTorch
+            size = (x.shape[-2] * self.out_scale, x.shape[-1] * self.out_scale)
+            out = F.interpolate(out, size=size, mode="bicubic", align_corners=False)
         return out

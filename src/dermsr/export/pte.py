@@ -63,7 +63,7 @@ DEFAULT_TILE_SHAPE = (224, 224)
 #: Distributions whose versions change the program (part of the cache key and the manifest).
 TOOLS = ("executorch", "torch")
 #: Bump when the export recipe changes, so old cache entries are not reused.
-RECIPE = "xnnpack-fp32-v3"
+RECIPE = "xnnpack-fp32-v4"
 #: How the output stage is written (see :mod:`dermsr.export.deploy`); the first is the default.
 GRAPHS = ("residual-first", "deconv", "as-written")
 #: Name of the program's method an app calls.
@@ -205,7 +205,10 @@ def lower_to_pte(model: str | Path | Model | None, spec: PteSpec) -> tuple[bytes
         # schema: buffer 0 is reserved, the rest are the memory-planned arenas)
         planned = int(sum(program.executorch_program.execution_plan[0].non_const_buffer_sizes[1:]))
     except Exception as exc:
-        raise ExportError(f"exporting {model.name} to ExecuTorch ({spec.describe()}) failed: {exc}") from exc
+        raise ExportError(
+            f"exporting {model.name} to ExecuTorch ({spec.describe()}, graph {spec.graph!r}) failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     seconds = {"torch_export": t1 - t0, "lower": t2 - t1, "to_executorch": t3 - t2, "total": t3 - t0}
     report = {
         "spec": spec.to_dict(),

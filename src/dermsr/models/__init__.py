@@ -102,6 +102,29 @@ for _scale in (4, 2, 3):
     )
 
 
+def _from_package_weights(name: str, filename: str, source: str, license: str) -> Callable[[], Model]:
+    """Loader for a ``.pth`` shipped inside dermsr (``dermsr/models/weights/``)."""
+
+    def load() -> Model:
+        path = Path(str(resources.files(__package__) / "weights" / filename))
+        weights = load_state_dict(path)
+        return Model(name, infer_config(weights), _freeze(weights), f"{source}: {filename}", license)
+
+    return load
+
+
+register_model(
+    "dermsr-isic-x4",
+    "SRVGGNetCompact 64×16 ×4 fine-tuned on ISIC dermoscopy (bicubic-x4 + thesis), see docs/model-card.md",
+    _from_package_weights(
+        "dermsr-isic-x4",
+        "dermsr-isic-x4.pth",
+        "realesr-animevideov3-x4 fine-tuned by dermsr train on 190 CC0 ISIC images",
+        "BSD-3-Clause",
+    ),
+)
+
+
 @functools.lru_cache(maxsize=16)
 def _load_builtin(name: str) -> Model:
     return _REGISTRY[name].loader()

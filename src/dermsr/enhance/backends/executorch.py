@@ -69,10 +69,11 @@ def _executorch() -> tuple[Any, Any]:
             "pip install 'dermsr[executorch]'"
         ) from exc
     runtime = Runtime.get()
-    if not runtime.backend_registry.is_available("XnnpackBackend"):
+    registry = getattr(runtime, "backend_registry", None)  # not in every ExecuTorch release
+    if registry is not None and not registry.is_available("XnnpackBackend"):
         raise BackendUnavailableError(
             f"backend {NAME!r}: this ExecuTorch build has no XnnpackBackend "
-            f"(registered: {runtime.backend_registry.registered_backend_names})"
+            f"(registered: {registry.registered_backend_names})"
         )
     return runtime, portable_lib
 

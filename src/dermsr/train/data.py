@@ -1,0 +1,356 @@
+"""Training data: image lists, the by-image validation split, decoded-once HR images, and
+seeded paired-patch sampling through a pluggable degradation.
+
+A *degradation* is any callable ``fn(hr, seed) -> (lr, hr_aligned)`` taking an RGB uint8 HWC
+image; it may also return an object with ``.lr`` and ``.hr`` (what
+``dermsr.degrade.Degrader.apply`` returns) or just the LR image (then the HR is the input,
+cropped to ``lr size × scale``). :func:`resolve_degradation` turns a preset name, an
+``"module:attr"`` import path, a ``Degrader`` or a callable into a :class:`Degradation`.
+
+Degradations run either on each HR *patch* (cheap: the usual Real-ESRGAN/BasicSR practice)
+or once on each whole *image* (needed when the degradation crops or resizes the whole frame,
+like the ``thesis`` preset, whose LR is 224×224 and whose HR is the central square resized
+to 896×896); patches are then cut from the aligned pair.
+
+>>> split = split_images(["a.jpg", "b.jpg", "c.jpg", "d.jpg"], 0.25, seed=0)
+>>> sorted(split.train + split.val) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+True
+>>> split == split_images(["d.jpg", "c.jpg", "b.jpg", "a.jpg"], 0.25, seed=0)
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = [
+    "Degradation",
+    "PairSampler",
+    "Split",
+    "as_pair",
+    "augment",
+    "list_images",
+    "load_hr",
+    "resolve_degradation",
+    "split_images",
+    "to_float",
+]
+
+#: Presets whose degradation acts on the whole frame (centre crop + fixed output size).
+WHOLE_IMAGE_PRESETS = frozenset({"thesis"})
+
+
+# -- image lists and the split --------------------------------------------------------------
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in ``folder`` or below it, sorted by relative path."""
+    from ..io import IMAGE_SUFFIXES
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"--data must be a folder of images, got {str(root)!r} (not a folder)")
+    files = sorted(
+        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+    if not files:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root}")
+    return files
+
+
+def _unit_hash(name: str, seed: int) -> float:
+    digest = hashlib.sha256(f"dermsr-split:{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class Split:
+    """Image names (relative paths) for training and for validation; disjoint by construction."""
+
+    train: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+
+
+def split_images(names: Sequence[str | Path], val_fraction: float, seed: int = 0) -> Split:
+    """Split *images* (never patches) into train/val by a seeded hash of each name.
+
+    An image goes to validation when ``sha256(seed, name)`` mapped to [0, 1) is below
+    ``val_fraction``. The decision depends only on the name and the seed, so it is stable
+    across runs, machines and the order of the list, and adding images never moves others.
+    With ``val_fraction > 0`` and at least two images, at least one image is held out and at
+    least one is kept for training. Pass names relative to the data folder (as
+    :func:`list_images` sorts them) so the split does not depend on where the folder lives.
+    """
+    if not (0.0 <= val_fraction < 1.0):
+        raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    keys = sorted({Path(n).as_posix() for n in names})
+    if len(keys) != len(names):
+        raise InputError("image names must be unique")
+    u = {k: _unit_hash(k, seed) for k in keys}
+    val = [k for k in keys if u[k] < val_fraction]
+    if val_fraction > 0 and len(keys) >= 2:
+        if not val:
+            val = [min(keys, key=u.__getitem__)]
+        if len(val) == len(keys):
+            val.remove(max(keys, key=u.__getitem__))
+    vs = set(val)
+    return Split(train=[k for k in keys if k not in vs], val=sorted(vs))
+
+
+# -- decoding and conversions ---------------------------------------------------------------
+def load_hr(path: str | Path, short_side: int = 0) -> np.ndarray:
+    """Decode an image once as RGB uint8 HWC; downsize (area) so its short side ≤ ``short_side``.
+
+    Grey images become three equal channels; alpha is dropped; 16-bit is rounded to 8-bit.
+    ``short_side=0`` keeps the full resolution. Images are never enlarged.
+    """
+    from ..io import read_image
+
+    img = read_image(path)
+    if img.dtype == np.uint16:
+        img = np.round(img.astype(np.float32) / 257.0).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    img = np.ascontiguousarray(img[:, :, :3])
+    h, w = img.shape[:2]
+    if short_side and min(h, w) > short_side:
+        f = short_side / min(h, w)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return img
+
+
+def to_float(img: Any) -> np.ndarray:
+    """uint8 / uint16 / float HWC → float32 HWC in [0, 1] (floats are clipped, not rescaled)."""
+    arr = np.asarray(img)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / np.float32(255.0)
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / np.float32(65535.0)
+    if np.issubdtype(arr.dtype, np.floating):
+        return np.clip(arr.astype(np.float32), 0.0, 1.0)
+    raise InputError(f"degradation returned a {arr.dtype} image; expected uint8, uint16 or float")
+
+
+def _hwc(img: np.ndarray) -> np.ndarray:
+    """HWC from HW, HWC, CHW-with-batch (1, C, H, W) or CHW float arrays (Degrader's NCHW output)."""
+    if img.ndim == 4:
+        if img.shape[0] != 1:
+            raise InputError(f"degradation returned a batch of {img.shape[0]} images; expected one")
+        img = img[0].transpose(1, 2, 0)
+    elif img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[2] not in (1, 3, 4):
+        img = img.transpose(1, 2, 0)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return img[:, :, :3]
+
+
+def as_pair(result: Any, hr_in: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise a degradation's output to float32 HWC ``(lr, hr)`` with ``hr = lr × scale``.
+
+    If the returned HR is not exactly ``scale`` × the LR: a surplus of fewer than ``scale``
+    pixels is trimmed (bottom/right); otherwise, when the aspect ratios agree within 2 %, the
+    HR is resized to ``scale`` × the LR with OpenCV's ``INTER_AREA`` (the ground truth of
+    ``dermsr study``). This is the pair the ``thesis`` protocol implies: LR = the 224² thesis
+    output, HR = the central square crop resized to 896² (= 4 × 224).
+    """
+    if isinstance(result, tuple) and len(result) == 2:
+        lr, hr = result
+    elif hasattr(result, "lr") and hasattr(result, "hr"):
+        lr, hr = result.lr, result.hr
+    else:
+        lr, hr = result, hr_in
+    lr, hr = _hwc(to_float(lr)), _hwc(to_float(hr))
+    lh, lw = lr.shape[:2]
+    th, tw = lh * scale, lw * scale
+    hh, hw = hr.shape[:2]
+    if (hh, hw) != (th, tw):
+        if th <= hh < th + scale and tw <= hw < tw + scale:
+            hr = hr[:th, :tw]
+        elif abs((hh / hw) / (th / tw) - 1.0) <= 0.02:
+            hr = np.clip(cv2.resize(hr, (tw, th), interpolation=cv2.INTER_AREA), 0.0, 1.0)
+        else:
+            raise InputError(
+                f"degradation returned LR {lw}×{lh} and HR {hw}×{hh}; expected HR {tw}×{th} "
+                f"(LR × {scale}) or the same aspect ratio"
+            )
+    return np.ascontiguousarray(lr, dtype=np.float32), np.ascontiguousarray(hr, dtype=np.float32)
+
+
+# -- degradations ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Degradation:
+    """A named degradation ``fn(hr_uint8, seed)`` and whether it runs per patch or per image."""
+
+    name: str
+    fn: Callable[[np.ndarray, int], Any]
+    on: str = "patch"
+
+    def __post_init__(self) -> None:
+        if self.on not in ("patch", "image"):
+            raise InputError(f"Degradation.on must be 'patch' or 'image', got {self.on!r}")
+
+    def pair(self, hr: np.ndarray, seed: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        return as_pair(self.fn(hr, int(seed)), hr, scale)
+
+
+def _wrap_object(obj: Any, name: str, on: str | None) -> Degradation:
+    if isinstance(obj, Degradation):
+        return obj
+    if hasattr(obj, "apply") and callable(obj.apply):
+        def fn(img: np.ndarray, seed: int, _d: Any = obj) -> Any:
+            return _d.apply(img, seed=seed)
+    elif callable(obj):
+        fn = obj
+    else:
+        raise InputError(f"degradation {name!r} is not callable (got {type(obj).__name__})")
+    return Degradation(name, fn, on or "patch")
+
+
+def resolve_degradation(spec: Any, on: str | None = None) -> Degradation:
+    """A preset name, ``"pkg.module:attr"``, a Degrader, or a callable → :class:`Degradation`.
+
+    Preset names go to ``dermsr.degrade.Degrader.preset``; ``thesis`` runs on whole images,
+    others on patches, unless ``on`` says otherwise.
+    """
+    if not isinstance(spec, str):
+        return _wrap_object(spec, getattr(spec, "__name__", type(spec).__name__), on)
+    if ":" in spec:
+        module, _, attr = spec.partition(":")
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise InputError(f"cannot import degradation {spec!r}: {exc}") from exc
+        return _wrap_object(obj, spec, on)
+    from ..degrade import Degrader
+
+    degrader = Degrader.preset(spec)
+    return _wrap_object(degrader, spec, on or ("image" if spec in WHOLE_IMAGE_PRESETS else "patch"))
+
+
+# -- sampling -------------------------------------------------------------------------------
+def augment(lr: np.ndarray, hr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One of the 8 flips/90° rotations (``k`` in 0..7), applied identically to both."""
+    def op(a: np.ndarray) -> np.ndarray:
+        if k & 4:
+            a = a.transpose(1, 0, 2)
+        if k & 2:
+            a = a[::-1]
+        if k & 1:
+            a = a[:, ::-1]
+        return a
+
+    return op(lr), op(hr)
+
+
+class PairSampler:
+    """Seeded source of aligned (LR, HR) patch batches from decoded HR images.
+
+    All randomness comes from one ``numpy.random.Generator`` whose state :meth:`get_state` /
+    :meth:`set_state` save and restore, so a resumed run draws the same next batch.
+    Whole-image degradations are computed once per (degradation, image) with a seed derived
+    from ``seed`` and the image's index, and cached (HR rounded to uint8). They run on
+    ``originals[i]()`` when given (e.g. the full-resolution decode, so a protocol that crops
+    and resizes the whole frame sees the same pixels as at evaluation), else on ``images[i]``.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        degradations: Sequence[Degradation],
+        *,
+        patch_size: int,
+        scale: int,
+        seed: int = 0,
+        originals: Sequence[Callable[[], np.ndarray]] | None = None,
+    ) -> None:
+        if not images:
+            raise InputError("no training images")
+        if not degradations:
+            raise InputError("no degradation given")
+        self.images = list(images)
+        self.degradations = list(degradations)
+        self.patch = int(patch_size)
+        self.scale = int(scale)
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(seed)
+        if originals is not None and len(originals) != len(self.images):
+            raise InputError(f"got {len(originals)} originals for {len(self.images)} images")
+        self.originals = originals
+        self._pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        hp = self.patch * self.scale
+        for i, img in enumerate(self.images):
+            if min(img.shape[:2]) < hp:
+                raise InputError(
+                    f"training image {i} is {img.shape[1]}×{img.shape[0]}, smaller than one HR "
+                    f"patch ({hp} px = patch_size {self.patch} × scale {self.scale})"
+                )
+
+    def get_state(self) -> dict[str, Any]:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state
+
+    def image_pair(self, d: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (d, i)
+        if key not in self._pairs:
+            seed = int.from_bytes(hashlib.sha256(f"{self.seed}:{d}:{i}".encode()).digest()[:4], "big")
+            src = self.originals[i]() if self.originals is not None else self.images[i]
+            lr, hr = self.degradations[d].pair(src, seed, self.scale)
+            if min(lr.shape[:2]) < self.patch:
+                raise InputError(
+                    f"degradation {self.degradations[d].name!r} gives a {lr.shape[1]}×{lr.shape[0]} "
+                    f"LR image, smaller than patch_size {self.patch}"
+                )
+            # HR kept as uint8 (rounded) to hold many whole-image pairs in memory
+            self._pairs[key] = (lr, np.round(hr * 255.0).astype(np.uint8))
+        lr, hr8 = self._pairs[key]
+        return lr, hr8
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """One augmented (LR p×p×3, HR ps×ps×3) float32 pair."""
+        rng, p, s = self.rng, self.patch, self.scale
+        d = int(rng.integers(len(self.degradations)))
+        i = int(rng.integers(len(self.images)))
+        deg = self.degradations[d]
+        if deg.on == "image":
+            lr_img, hr_img = self.image_pair(d, i)
+            y = int(rng.integers(lr_img.shape[0] - p + 1))
+            x = int(rng.integers(lr_img.shape[1] - p + 1))
+            lr = lr_img[y : y + p, x : x + p]
+            hr = hr_img[y * s : (y + p) * s, x * s : (x + p) * s].astype(np.float32) / np.float32(255.0)
+        else:
+            img = self.images[i]
+            hp = p * s
+            y = int(rng.integers(img.shape[0] - hp + 1))
+            x = int(rng.integers(img.shape[1] - hp + 1))
+            seed = int(rng.integers(2**31))
+            lr, hr = deg.pair(np.ascontiguousarray(img[y : y + hp, x : x + hp]), seed, s)
+            if lr.shape[:2] != (p, p):
+                raise InputError(
+                    f"degradation {deg.name!r} turned a {hp}×{hp} patch into {lr.shape[1]}×"
+                    f"{lr.shape[0]}; expected {p}×{p} (scale {s}); use on='image' for "
+                    "degradations that crop or resize the whole frame"
+                )
+        return augment(lr, hr, int(rng.integers(8)))
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` pairs as float32 NCHW arrays (LR, HR)."""
+        pairs = [self.sample() for _ in range(n)]
+        lr = np.stack([a for a, _ in pairs]).transpose(0, 3, 1, 2)
+        hr = np.stack([b for _, b in pairs]).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(lr), np.ascontiguousarray(hr)

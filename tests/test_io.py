@@ -122,3 +122,15 @@ def test_jpeg_encoding_is_readable(tmp_path):
     write_image(tmp_path / "a.jpg", img)
     with Image.open(_io.BytesIO((tmp_path / "a.jpg").read_bytes())) as im:
         assert im.size == (4, 4) and im.mode == "RGB"
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    """Atomic writes go through a temporary file; the result must not stay owner-only (0600)."""
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_image(tmp_path / "a.png", np.zeros((2, 2), np.uint8))
+    ref = tmp_path / "ref.bin"
+    ref.write_bytes(b"x")  # what a plain open() gives under this umask
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == ref.stat().st_mode & 0o777

@@ -114,6 +114,17 @@ def encode_image(image: np.ndarray, suffix: str, *, jpeg_quality: int = 95) -> b
     return buf.tobytes()
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: File mode of written files: what ``open()`` would give (0o666 minus the umask), not the
+#: owner-only 0o600 of temporary files. Read once at import; umask has no read-only query.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
 
@@ -123,6 +134,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
+        os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

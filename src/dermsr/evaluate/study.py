@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailableError, InputError
+from ..export.cache import file_sha256
 
 __all__ = [
     "METRICS",
@@ -318,14 +319,6 @@ def _runtime_versions() -> list[dict[str, Any]]:
     ]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _image_names(paths: Sequence[Path]) -> list[str]:
     """Unique short names (file stems; numbered when stems repeat)."""
     names: list[str] = []
@@ -592,7 +585,7 @@ def run_study(out: str | os.PathLike[str], config: StudyConfig | None = None, **
         for path, name in zip(paths, names, strict=True):
             bar.set_postfix_str(f"{name}: degrade")
             image = read_image(path)
-            image_sha = _sha256_file(path)
+            image_sha = file_sha256(path)
             deg = degrader.apply(image, seed=cfg.seed)
             x = np.ascontiguousarray(deg.lr, dtype=np.float32)
             out_hw = (x.shape[2] * model.scale, x.shape[3] * model.scale)

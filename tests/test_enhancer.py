@@ -13,6 +13,7 @@ import torch
 from _support import tiny_model
 from dermsr import Enhancer
 from dermsr.backends import Backend, register, unregister
+from dermsr.enhance import check_output
 from dermsr.errors import BackendError, InputError, UnknownNameError
 
 
@@ -169,6 +170,28 @@ def test_runtime_garbage_is_caught_and_named(value):
             e.enhance(np.zeros((4, 4, 3), np.uint8))
     finally:
         unregister("garbage-test")
+
+
+def test_check_output_counts_bad_values_and_clamps_in_place():
+    y = np.array([[-0.5, 0.25, 1.5, 16.9]], np.float32)
+    assert check_output(y, "b") is y
+    np.testing.assert_array_equal(y, np.clip(np.array([[-0.5, 0.25, 1.5, 16.9]], np.float32), 0, 1))
+    for bad, count in ((np.array([0.5, np.nan, np.nan], np.float32), 2),
+                       (np.array([np.inf, 0.5, -np.inf], np.float32), 2)):
+        with pytest.raises(BackendError, match=rf"'b' returned {count} non-finite"):
+            check_output(bad, "b")
+    with pytest.raises(BackendError, match=r"\[-20, 0\.5\]"):
+        check_output(np.array([-20.0, 0.5], np.float32), "b")
+
+
+def test_output_never_aliases_and_clamps_the_input():
+    """A runtime handing back the buffer it was given (a ×1 plugin, say) must not have the
+    caller's array clamped in place."""
+    e = Enhancer(tiny_model(), tile=None)
+    e._run_session = lambda w: w  # type: ignore[method-assign]
+    window = np.full((1, 3, 2, 2), 3.0, np.float32)
+    out = e._run_checked(window)
+    assert (window == 3.0).all() and (out == 1.0).all()
 
 
 def test_regression_saturated_noise_overshoot_is_not_garbage():

@@ -38,12 +38,18 @@ AUTO_ORDER = ("ncnn", "onnxruntime", "torch")
 
 
 def check_output(y: np.ndarray, backend: str) -> np.ndarray:
-    """Refuse non-finite or far out-of-range output (naming the backend), then clamp to [0, 1]."""
-    if not np.all(np.isfinite(y)):
-        bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
-        raise BackendError(f"backend {backend!r} returned {bad} non-finite value(s): corrupted output")
+    """Refuse non-finite or far out-of-range output (naming the backend), then clamp to [0, 1].
+
+    ``y`` is clamped in place and returned. Two reductions and no temporary array: a NaN
+    propagates through ``min``/``max`` and an infinity is out of range, so finite in-range
+    extremes prove every value finite (the mask ``np.isfinite`` would allocate is only built to
+    count the bad values once an error is certain).
+    """
     lo, hi = float(y.min()), float(y.max())
-    if lo < SANE_RANGE[0] or hi > SANE_RANGE[1]:
+    if not (SANE_RANGE[0] <= lo and hi <= SANE_RANGE[1]):  # NaN fails both comparisons
+        bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
+        if bad:
+            raise BackendError(f"backend {backend!r} returned {bad} non-finite value(s): corrupted output")
         raise BackendError(
             f"backend {backend!r} returned values in [{lo:.4g}, {hi:.4g}], far outside the model's "
             f"range {SANE_RANGE}: corrupted output"
@@ -188,7 +194,14 @@ class Enhancer:
             raise InputError(f"expected a float32 (N, {self.model.config.num_in_ch}, H, W) array, got {got}")
         x = np.ascontiguousarray(x, dtype=np.float32)
         plan = self.tile_plan(x.shape[2], x.shape[3])
-        y = run_tiled(self._run_session, x, plan)
+        return run_tiled(self._run_checked, x, plan)
+
+    def _run_checked(self, window: np.ndarray) -> np.ndarray:
+        """One tile through the runtime, checked and clamped as it comes: a corrupted tile fails
+        before the rest run, and no extra pass over the whole output canvas is needed."""
+        y = self._run_session(window)
+        if np.may_share_memory(y, window):  # never clamp a caller's buffer in place
+            y = y.copy()
         return check_output(y, self.backend_name)
 
     def enhance(self, image: Any) -> Any:

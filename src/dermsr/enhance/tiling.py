@@ -114,7 +114,14 @@ def run_tiled(
 
     Each window is copied into its own contiguous array that lives for the whole call of
     ``fn``; the output canvas is host memory, so the backend's working memory is bounded by
-    the tile, not the image.
+    the tile, not the image. A single-tile plan returns ``fn``'s own output (no canvas, no
+    copy).
+
+    Tiles run largest window first (``on_tile`` sees them in that order). Runtimes that pool
+    their buffers (NCNN, ONNX Runtime's arena, PyTorch's allocator) can then serve every later,
+    smaller border window from the buffers of the first: on a 2048×1536 photo with NCNN this
+    cut the peak RSS growth from 1.6 GB to 0.84 GB and the first pass from 17.4 s to 14.2 s,
+    against running the tiles row by row (docs/performance.md).
     """
     if x.ndim != 4 or x.shape[2:] != (plan.height, plan.width):
         raise InputError(
@@ -123,7 +130,8 @@ def run_tiled(
     s = plan.scale
     n = x.shape[0]
     out: np.ndarray | None = None
-    for t in plan:
+    order = sorted(plan, key=lambda t: (-t.window_shape[0] * t.window_shape[1], t.index))
+    for t in order:
         wy0, wy1, wx0, wx1 = t.window
         window = np.ascontiguousarray(x[:, :, wy0:wy1, wx0:wx1], dtype=np.float32)
         y = fn(window)
@@ -133,6 +141,10 @@ def run_tiled(
                 f"backend returned shape {tuple(y.shape)} for a {window.shape} tile; expected "
                 f"({n}, C, {want[0]}, {want[1]})"
             )
+        if len(plan) == 1:
+            if on_tile is not None:
+                on_tile(t)
+            return y  # the one window is the whole image
         if out is None:
             out = np.empty((n, y.shape[1], plan.height * s, plan.width * s), dtype=np.float32)
         cy0, cy1, cx0, cx1 = t.core

@@ -5,10 +5,13 @@ Reproduces the variant table of docs/performance.md::
     python benchmarks/variants.py [--repeat 7] [--size 224] [--only torch,ncnn] [--json FILE]
 
 Every variant runs the same float32 NCHW input; its median time (``time.perf_counter``, after
-two warm-up runs) and its output's max |diff| and PSNR against dermsr's PyTorch fp32 output are
-printed as a Markdown table. "Equivalent" means max |diff| <= 1e-4 and PSNR >= 60 dB (the
-project's equivalence bounds). Variants that need a runtime that is not installed, or a
-backend module that does not exist yet, are listed as skipped with the reason.
+two warm-up runs) and its output's max |diff| and PSNR against the plain PyTorch fp32 module
+(NCHW, no dermsr code) are printed as a Markdown table. The variants of one runtime are timed
+round-robin (one run of each, ``--repeat`` times over), so load drift on a shared machine hits
+them alike; variants that change process-wide state (ExecuTorch's thread pool) are timed alone
+afterwards. "Equivalent" means max |diff| <= 1e-4 and PSNR >= 60 dB (the project's
+equivalence bounds). Variants that need a runtime that is not installed, or a backend module
+that does not exist yet, are listed as skipped with the reason.
 
 Each variant is a function ``(model, x) -> callable(x) -> ndarray`` built from the runtime's
 own API, so the options are explicit here rather than hidden behind dermsr's defaults.
@@ -27,12 +30,14 @@ from pathlib import Path
 import numpy as np
 
 Runner = Callable[[np.ndarray], np.ndarray]
-VARIANTS: dict[str, list[tuple[str, Callable[..., Runner]]]] = {}
+VARIANTS: dict[str, list[tuple[str, Callable[..., Runner], bool]]] = {}
 
 
-def variant(backend: str, name: str):
+def variant(backend: str, name: str, *, solo: bool = False):
+    """Register a variant; ``solo`` ones change process-wide state and are not interleaved."""
+
     def deco(fn):
-        VARIANTS.setdefault(backend, []).append((name, fn))
+        VARIANTS.setdefault(backend, []).append((name, fn, solo))
         return fn
 
     return deco
@@ -42,26 +47,35 @@ def variant(backend: str, name: str):
 def _torch_runner(model, *, threads=None, channels_last=False, mode="inference"):
     import torch
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     net = model.to_torch()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     ctx = torch.inference_mode if mode == "inference" else torch.no_grad
 
     def run(x):
-        with ctx():
-            t = torch.from_numpy(x).contiguous(memory_format=fmt)
-            return net(t).contiguous().numpy()
+        before = torch.get_num_threads()
+        if threads is not None:  # per call, so interleaved variants do not leak thread counts
+            torch.set_num_threads(threads)
+        try:
+            with ctx():
+                t = torch.from_numpy(x).contiguous(memory_format=fmt)
+                return net(t).contiguous().numpy()
+        finally:
+            torch.set_num_threads(before)
 
     return run
 
 
-@variant("torch", "dermsr default (Enhancer, inference_mode, NCHW)")
+@variant("torch", "dermsr default (Enhancer, inference_mode, channels_last)")
 def _t_default(model, x):
     from dermsr import Enhancer
 
     return Enhancer(model, backend="torch", tile=None).run
+
+
+@variant("torch", "raw net, inference_mode, NCHW (dermsr's default before channels_last)")
+def _t_nchw(model, x):
+    return _torch_runner(model)
 
 
 @variant("torch", "raw net, torch.no_grad instead of inference_mode")
@@ -200,7 +214,7 @@ def _e_fixed(model, x):
     return Enhancer(model, backend="executorch", tile=None, dynamic=False).run
 
 
-@variant("executorch", "dynamic-shape program, 1 thread")
+@variant("executorch", "dynamic-shape program, 1 thread", solo=True)
 def _e_1(model, x):
     from dermsr import Enhancer
 
@@ -208,15 +222,33 @@ def _e_1(model, x):
 
 
 # -- measurement ----------------------------------------------------------------------------
-def measure(fn: Runner, x: np.ndarray, repeat: int) -> tuple[float, np.ndarray]:
-    y = fn(x)
+def _timed(fn: Runner, x: np.ndarray) -> float:
+    t0 = time.perf_counter()
     fn(x)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def measure_round_robin(fns: list[Runner], x: np.ndarray, repeat: int) -> list[tuple[float, np.ndarray]]:
+    """(median ms, first output) per runner: two warm-ups each, then ``repeat`` rounds of one
+    timed run of every runner in turn."""
+    outs = []
+    for fn in fns:
+        outs.append(np.asarray(fn(x), dtype=np.float32))
         fn(x)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times), np.asarray(y, dtype=np.float32)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            times[i].append(_timed(fn, x))
+    return [(statistics.median(t), y) for t, y in zip(times, outs, strict=True)]
+
+
+def reference(model, x: np.ndarray) -> np.ndarray:
+    """The plain PyTorch fp32 module, NCHW, clamped: independent of every dermsr default."""
+    import torch
+
+    with torch.inference_mode():
+        y = model.to_torch()(torch.from_numpy(x)).numpy()
+    return np.clip(y, 0.0, 1.0).astype(np.float64)
 
 
 def agreement(y: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
@@ -236,30 +268,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
-    from dermsr import Enhancer
     from dermsr.bench import make_input
     from dermsr.models import load_model
 
     model = load_model()
     x = make_input(args.size, args.size)
-    ref = Enhancer(model, backend="torch", tile=None).run(x)
+    ref = reference(model, x)
     only = set(args.only.split(",")) if args.only else None
     rows = []
     for backend, items in VARIANTS.items():
         if only and backend not in only:
             continue
-        for name, build in items:
+        built: list[tuple[dict, Runner, bool]] = []
+        for name, build, solo in items:
             row = {"backend": backend, "variant": name}
+            rows.append(row)
             try:
-                fn = build(model, x)
-                med, y = measure(fn, x, args.repeat)
-                mx, psnr = agreement(y, ref)
-                row.update(median_ms=med, max_abs=mx, psnr_db=psnr,
-                           equivalent=bool(mx <= 1e-4 and psnr >= 60))
+                built.append((row, build(model, x), solo))
             except Exception as exc:  # a variant that cannot run here is reported, not fatal
                 row.update(skipped=f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
-            rows.append(row)
-            print(row, file=sys.stderr, flush=True)
+        groups = [[b for b in built if not b[2]]] + [[b] for b in built if b[2]]
+        for group in groups:
+            if not group:
+                continue
+            try:
+                results = measure_round_robin([fn for _, fn, _ in group], x, args.repeat)
+            except Exception as exc:
+                for row, _, _ in group:
+                    row.update(skipped=f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+                continue
+            for (row, _, solo), (med, y) in zip(group, results, strict=True):
+                mx, psnr = agreement(y, ref)
+                row.update(median_ms=med, max_abs=mx, psnr_db=psnr, interleaved=not solo,
+                           equivalent=bool(mx <= 1e-4 and psnr >= 60))
+                print(row, file=sys.stderr, flush=True)
 
     print(f"| backend | variant | median ms ({args.size}→{args.size * model.scale}) | max abs | PSNR dB | equivalent |")
     print("|---|---|---|---|---|---|")

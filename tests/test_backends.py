@@ -44,8 +44,10 @@ OTHERS = [n for n in AVAILABLE if n != "torch"]
 #: Measured on this 2-core x86-64 CPU (see docs/backends/index.md): ONNX Runtime ≤ 1.1e-6 and
 #: NCNN ≤ 1e-5 max abs over random, flat, saturated and real images (PSNR ≥ 120 dB); the
 #: bounds leave ×5 headroom for other CPUs' kernels. Backends not listed get DEFAULT_TOLERANCE.
+#: dermsr's torch backend runs channels-last on the CPU, which reorders oneDNN's summation:
+#: ≤ 5.5e-6 from the plain NCHW module (docs/performance.md), so it gets the same bound.
 TOLERANCE: dict[str, tuple[float, float]] = {
-    "torch": (0.0, math.inf),
+    "torch": (5e-5, 100.0),
     "onnxruntime": (5e-5, 100.0),
     "ncnn": (5e-5, 100.0),
     "executorch": (1e-4, 90.0),

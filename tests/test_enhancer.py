@@ -204,7 +204,8 @@ def test_regression_saturated_noise_overshoot_is_not_garbage():
         raw = enhancer.model.to_torch()(torch.from_numpy(x)).numpy()
     assert raw.max() > 2.0  # the overshoot that an over-tight garbage bound refused
     out = enhancer.enhance(image)
-    np.testing.assert_allclose(out, np.clip(raw[0], 0, 1).transpose(1, 2, 0), atol=1e-6)
+    # atol: the channels-last CPU path sums in another order than the plain NCHW module
+    np.testing.assert_allclose(out, np.clip(raw[0], 0, 1).transpose(1, 2, 0), atol=2e-5)
 
 
 def test_unknown_backend_lists_known_ones():

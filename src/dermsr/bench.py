@@ -232,18 +232,19 @@ def peak_gflops(threads: int | None = None, cpu: CpuInfo | None = None) -> float
 
 # -- raw runtime calls ------------------------------------------------------------------------
 def _raw_torch(session: Any) -> Callable[[np.ndarray], Any]:
-    """``session.net(torch.from_numpy(x))`` under ``torch.inference_mode`` (+ sync and host copy on GPU)."""
+    """``session.net(torch.from_numpy(x))`` under ``torch.inference_mode``, in the session's memory
+    order (channels-last on the CPU), back as a contiguous host array (+ sync on GPU)."""
     import torch
 
     net, device = session.net, getattr(session, "device", torch.device("cpu"))
+    fmt = getattr(session, "memory_format", torch.contiguous_format)
 
     def call(x: np.ndarray) -> Any:
         with torch.inference_mode():
-            y = net(torch.from_numpy(x).to(device))
+            y = net(torch.from_numpy(x).to(device).contiguous(memory_format=fmt))
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-                y = y.cpu()
-            return y.numpy()
+            return y.cpu().contiguous().numpy()
 
     return call
 

@@ -241,7 +241,7 @@ class Enhancer:
         Images of the same size go through :meth:`run` together, ``batch_size`` at a time, when
         the runtime session supports batches (``supports_batch``); other runtimes get one image
         per call. Batched runs may change the order of float summation inside the runtime: on
-        PyTorch/CPU results differ from single-image calls by at most ~3e-6 (max abs, [0, 1]),
+        PyTorch/CPU results differ from single-image calls by at most ~4e-6 (max abs, [0, 1]),
         i.e. at most one grey level in uint8 output, in rare pixels (docs/pipelines.md).
 
         >>> import numpy as np

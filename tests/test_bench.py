@@ -96,6 +96,23 @@ def test_tiled_input_reports_no_overhead():
     assert r.overhead is None and "tiled" in r.overhead_note
 
 
+def test_uint8_input_times_enhance_on_a_photo(monkeypatch):
+    """``input_dtype="uint8"`` times the app's path: enhance() on an HxWx3 uint8 image."""
+    from dermsr import Enhancer
+    from dermsr.errors import InputError
+
+    calls = []
+    original = Enhancer.enhance
+    monkeypatch.setattr(Enhancer, "enhance", lambda self, img: calls.append(img) or original(self, img))
+    r = bench.bench_backend("torch", tiny_model(), (20, 28), repeat=2, warmup=1, tile=8, input_dtype="uint8")
+    assert r.status == "ok", r.reason
+    assert (r.size, r.input_dtype, len(r.times_ms)) == ("28x20 uint8", "uint8", 2) and r.tiles > 1
+    assert r.overhead is None and "uint8" in r.overhead_note
+    assert len(calls) == 4 and all(c.dtype == np.uint8 and c.shape == (20, 28, 3) for c in calls)
+    with pytest.raises(InputError, match="input_dtype"):
+        bench.bench_backend("torch", tiny_model(), "8", input_dtype="int8")
+
+
 def test_unavailable_and_unknown_backends_are_skipped(absent_backend):
     r = bench.bench_backend(absent_backend, tiny_model(), "16", repeat=1)
     assert r.status == "skipped" and "not installed" in r.reason
@@ -186,6 +203,13 @@ def test_asv_benchmarks_run_on_torch_with_a_tiny_size(asv_module, monkeypatch):
     suite.setup("torch", "16")
     suite.time_enhance("torch", "16")
     suite.peakmem_enhance("torch", "16")
+
+    monkeypatch.setattr(asv_module, "PHOTO_SIZE", "40x24")
+    photo = asv_module.PhotoSuite()
+    photo.setup("torch")
+    assert photo.image.dtype == np.uint8 and photo.image.shape == (24, 40, 3)
+    photo.time_enhance_photo("torch")
+    photo.peakmem_enhance_photo("torch")
 
     monkeypatch.setattr(asv_module, "QUALITY_SIZE", 24)
     q = asv_module.QualitySuite()

@@ -194,6 +194,32 @@ def test_output_never_aliases_and_clamps_the_input():
     assert (window == 3.0).all() and (out == 1.0).all()
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_photo_is_converted_tile_by_tile_exactly(dtype):
+    """A uint8/uint16 RGB photo is written into its integer output tile by tile (no float32
+    canvas): the result equals rounding the float output of run() by NumPy, and the NumPy
+    memory traced during enhance stays below what the float canvas alone would take."""
+    import tracemalloc
+
+    top = np.iinfo(dtype).max
+    img = np.random.default_rng(3).integers(0, top + 1, (72, 100, 3)).astype(dtype)
+    e = Enhancer(tiny_model(), tile=16)
+    assert len(e.tile_plan(72, 100)) > 1
+    x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(top)
+    # the documented conversion: round(value × max) in float32, as restore() has always done
+    want = np.rint(e.run(x)[0].transpose(1, 2, 0) * np.float32(top)).astype(dtype)
+    tracemalloc.start()
+    try:
+        got = e.enhance(img)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got.dtype == dtype and got.shape == (288, 400, 3) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
+    float_canvas = 3 * 288 * 400 * 4
+    assert peak < float_canvas, (peak, float_canvas)
+
+
 def test_regression_saturated_noise_overshoot_is_not_garbage():
     """Hypothesis counterexample (test_backends, kind='saturated', 15×22, seed=0): the released
     model legitimately overshoots past 2.0 on 0/1 noise; that must be clamped, not refused."""

@@ -7,7 +7,9 @@ study. ``dermsr bench`` (see ``docs/performance.md``) is a thin wrapper around t
 
 How each number is taken
 ------------------------
-- **Timer**: :func:`time.perf_counter` around ``Enhancer.run(x)`` on a float32 NCHW array.
+- **Timer**: :func:`time.perf_counter` around ``Enhancer.run(x)`` on a float32 NCHW array, or
+  (``input_dtype="uint8"``) around ``Enhancer.enhance(image)`` on a uint8 HxWx3 photo: the
+  path an app takes, conversions and the integer output included.
   ``run`` returns a host NumPy array, so on a GPU the copy back (``TorchSession._to_host``
   calls ``torch.cuda.synchronize`` before it) ends the timed region only after the device has
   finished: there is no unsynchronised GPU timer here.
@@ -72,6 +74,8 @@ __all__ = [
 ]
 
 DEFAULT_SIZES = "224,512,2048x1536"
+#: What a cell feeds the Enhancer: a float32 NCHW tensor to ``run`` or a uint8 photo to ``enhance``.
+INPUT_DTYPES = ("float32", "uint8")
 
 
 # -- sizes ------------------------------------------------------------------------------------
@@ -332,6 +336,7 @@ class BenchResult:
     model: str | None = None
     threads: int | None = None
     device: str = "cpu"
+    input_dtype: str = "float32"
     tiles: int | None = None
     repeat: int = 0
     times_ms: list[float] = field(default_factory=list)
@@ -399,12 +404,14 @@ def bench_backend(
     seed: int = 0,
     peak: float | None = None,
     fresh_process: bool = False,
+    input_dtype: str = "float32",
 ) -> BenchResult:
     """Measure ``backend`` on one (H, W) input in this process; see the module docstring.
 
     Unavailable backends come back with ``status="skipped"`` and the reason, not an exception.
     ``peak`` overrides the estimated machine peak (GFLOP/s). ``fresh_process`` only labels the
-    memory figure (set by :func:`run_benchmarks`' worker).
+    memory figure (set by :func:`run_benchmarks`' worker). ``input_dtype="uint8"`` times
+    ``Enhancer.enhance`` on a uint8 HxWx3 image instead of ``run`` (no raw-call comparison).
 
     >>> r = bench_backend("no-such-runtime", size="8")
     >>> r.status, r.reason.startswith("unknown backend")
@@ -417,7 +424,11 @@ def bench_backend(
     h, w = parse_size(size) if isinstance(size, str) else (int(size[0]), int(size[1]))
     if repeat < 1 or warmup < 0:
         raise InputError(f"repeat must be >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
-    res = BenchResult(backend, format_size((h, w)), h, w, threads=threads, device=device, repeat=repeat)
+    if input_dtype not in INPUT_DTYPES:
+        raise InputError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
+    label = format_size((h, w)) + (" uint8" if input_dtype == "uint8" else "")
+    res = BenchResult(backend, label, h, w, threads=threads, device=device, repeat=repeat,
+                      input_dtype=input_dtype)
     m = load_model(model)
     res.model = m.name
     rss0 = _maxrss_mb()  # before anything imports a runtime (resolving "auto" may)
@@ -432,18 +443,23 @@ def bench_backend(
         return res
 
     x = make_input(h, w, seed)
+    if input_dtype == "uint8":  # a photo as an app holds it; enhance() returns uint8 too
+        x = np.rint(x[0].transpose(1, 2, 0) * 255).astype(np.uint8)
     try:
         t0 = time.perf_counter()
         enhancer = Enhancer(m, backend=backend, device=device, tile=tile, threads=threads)
-        enhancer.run(x)
+        call = enhancer.enhance if input_dtype == "uint8" else enhancer.run
+        call(x)
         res.init_ms = (time.perf_counter() - t0) * 1000.0
         for _ in range(warmup):
-            enhancer.run(x)
+            call(x)
         plan = enhancer.tile_plan(h, w)
         res.tiles = len(plan.tiles)
         rawfn = None
         if raw:
-            if res.tiles > 1:
+            if input_dtype == "uint8":
+                res.overhead_note = "uint8 input: enhance() includes conversions, no raw call to compare"
+            elif res.tiles > 1:
                 res.overhead_note = "tiled input: no single raw call to compare"
             else:
                 rawfn = raw_runner(enhancer.backend_name, enhancer.session)
@@ -453,7 +469,7 @@ def bench_backend(
                     for _ in range(max(1, warmup)):
                         rawfn(x)
         for _ in range(repeat):
-            res.times_ms.append(_timed(enhancer.run, x))
+            res.times_ms.append(_timed(call, x))
             if rawfn is not None:
                 res.raw_times_ms.append(_timed(rawfn, x))
     except (DermsrError, RuntimeError, OSError, MemoryError) as exc:
@@ -536,13 +552,15 @@ def run_benchmarks(
     raw: bool = True,
     peak: float | None = None,
     isolate: bool = True,
+    input_dtype: str = "float32",
     timeout: float | None = None,
     progress: Callable[[BenchResult], None] | None = None,
 ) -> list[BenchResult]:
     """Every backend (default: all registered) × size × thread count.
 
     With ``isolate`` (default) each cell runs in a fresh ``python -m dermsr.bench`` process, so
-    its initialisation is cold and its peak RSS is its own. ``model`` is a built-in name, a
+    its initialisation is cold and its peak RSS is its own. ``input_dtype`` as in
+    :func:`bench_backend`. ``model`` is a built-in name, a
     path, or a :class:`~dermsr.models.Model` (handed to the worker as a pickle).
     """
     from .backends import backend_names
@@ -557,7 +575,7 @@ def run_benchmarks(
         for hw in size_list:
             for th in thread_list:
                 kwargs = dict(size=list(hw), repeat=repeat, warmup=warmup, threads=th,
-                              device=device, tile=tile, raw=raw, peak=peak)
+                              device=device, tile=tile, raw=raw, peak=peak, input_dtype=input_dtype)
                 if isolate:
                     res = _run_isolated({"backend": name, "model": model, **kwargs}, timeout)
                 else:

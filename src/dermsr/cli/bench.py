@@ -33,6 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (backends that support it)")
     p.add_argument("--tile", default="auto", help="tile side, 'auto' (default) or 'none'")
     p.add_argument("--no-raw", action="store_true", help="skip the raw runtime call comparison")
+    p.add_argument("--input", choices=("float32", "uint8"), default="float32",
+                   help="float32: time Enhancer.run on an NCHW tensor (default); uint8: time "
+                        "Enhancer.enhance on an HxWx3 uint8 photo, the path an app takes")
     p.add_argument("--in-process", action="store_true",
                    help="run every cell in this process (faster; memory and init less honest)")
     p.add_argument("--peak-gflops", type=float, default=None,
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_benchmarks(
         backends, sizes, model=args.model, repeat=args.repeat, warmup=args.warmup,
         threads=threads, device=args.device, tile=_tile(args.tile), raw=not args.no_raw,
-        peak=args.peak_gflops, isolate=not args.in_process, progress=progress,
+        peak=args.peak_gflops, isolate=not args.in_process, progress=progress, input_dtype=args.input,
     )
     cpu = env["cpu"]
     print(f"{env['date']}  dermsr {env['dermsr']}  Python {env['python']}  CPU {cpu['model']} "

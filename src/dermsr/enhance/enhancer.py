@@ -34,7 +34,7 @@ SANE_RANGE = (-16.0, 17.0)
 #: Order in which ``backend="auto"`` tries runtimes on the CPU: fastest first, by the median
 #: time of a 224→896 inference measured on a 2-core x86-64 CPU (docs/backends/index.md).
 #: On a GPU device ``"auto"`` means PyTorch, the one built-in backend that runs there.
-AUTO_ORDER = ("ncnn", "onnxruntime", "torch")
+AUTO_ORDER = ("ncnn", "executorch", "onnxruntime", "torch")
 
 
 def check_output(y: np.ndarray, backend: str) -> np.ndarray:
@@ -196,6 +196,19 @@ class Enhancer:
         plan = self.tile_plan(x.shape[2], x.shape[3])
         return run_tiled(self._run_checked, x, plan)
 
+    def _run_into_uint(self, x: np.ndarray, dtype: Any) -> np.ndarray:
+        """:meth:`run` on one RGB image, each tile converted straight into an (sH, sW, 3)
+        ``dtype`` (uint8/uint16) array: equal to ``to_uint(run(x))`` without the float32 canvas,
+        which for a 2048×1536 photo is 604 MB (docs/performance.md)."""
+        h, w = x.shape[2:]
+        out = np.empty((h * self.scale, w * self.scale, 3), dtype=dtype)
+
+        def store(core: np.ndarray, box: tuple[int, int, int, int]) -> None:
+            out[box[0] : box[1], box[2] : box[3]] = convert.to_uint(core[0].transpose(1, 2, 0), dtype, scratch=True)
+
+        run_tiled(self._run_checked, np.ascontiguousarray(x, dtype=np.float32), self.tile_plan(h, w), sink=store)
+        return out
+
     def _run_checked(self, window: np.ndarray) -> np.ndarray:
         """One tile through the runtime, checked and clamped as it comes: a corrupted tile fails
         before the rest run, and no extra pass over the whole output canvas is needed."""
@@ -215,6 +228,8 @@ class Enhancer:
 
             image = read_image(image)
         prep = convert.prepare(image)
+        if prep.kind == "numpy" and prep.layout == "HWC" and prep.channels == 3 and convert.is_uint(prep.dtype):
+            return self._run_into_uint(prep.x, prep.dtype)  # an 8/16-bit photo: no float canvas
         y = self.run(prep.x)
         return convert.restore(y, prep)
 

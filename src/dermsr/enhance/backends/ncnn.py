@@ -141,7 +141,7 @@ class NcnnSession:
                     f"input; expected (C, {want[0] if want else 'H*s'}, {want[1] if want else 'W*s'})"
                 )
             outs.append(y)
-        return np.stack(outs)
+        return outs[0][None] if len(outs) == 1 else np.stack(outs)  # one image: no extra copy
 
 
 class NcnnBackend(Backend):

@@ -248,7 +248,7 @@ def reference(model, x: np.ndarray) -> np.ndarray:
 
     with torch.inference_mode():
         y = model.to_torch()(torch.from_numpy(x)).numpy()
-    return np.clip(y, 0.0, 1.0).astype(np.float64)
+    return np.clip(y, 0.0, 1.0).astype(np.float32)
 
 
 def agreement(y: np.ndarray, ref: np.ndarray) -> tuple[float, float]:

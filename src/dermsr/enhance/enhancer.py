@@ -189,12 +189,15 @@ class Enhancer:
                 y = session.run(x)
         return np.asarray(y, dtype=np.float32)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """float32 NCHW RGB [0, 1] → float32 NCHW RGB [0, 1] ×scale, tiled, checked and clamped."""
+    def _checked_input(self, x: Any) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != self.model.config.num_in_ch:
             got = getattr(x, "shape", type(x).__name__)
             raise InputError(f"expected a float32 (N, {self.model.config.num_in_ch}, H, W) array, got {got}")
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """float32 NCHW RGB [0, 1] → float32 NCHW RGB [0, 1] ×scale, tiled, checked and clamped."""
+        x = self._checked_input(x)
         plan = self.tile_plan(x.shape[2], x.shape[3])
         return run_tiled(self._run_checked, x, plan)
 
@@ -202,13 +205,14 @@ class Enhancer:
         """:meth:`run` on one RGB image, each tile converted straight into an (sH, sW, 3)
         ``dtype`` (uint8/uint16) array: equal to ``to_uint(run(x))`` without the float32 canvas,
         which for a 2048×1536 photo is 604 MB (docs/performance.md)."""
+        x = self._checked_input(x)
         h, w = x.shape[2:]
         out = np.empty((h * self.scale, w * self.scale, 3), dtype=dtype)
 
         def store(core: np.ndarray, box: tuple[int, int, int, int]) -> None:
             out[box[0] : box[1], box[2] : box[3]] = convert.to_uint(core[0].transpose(1, 2, 0), dtype, scratch=True)
 
-        run_tiled(self._run_checked, np.ascontiguousarray(x, dtype=np.float32), self.tile_plan(h, w), sink=store)
+        run_tiled(self._run_checked, x, self.tile_plan(h, w), sink=store)
         return out
 
     def _run_checked(self, window: np.ndarray) -> np.ndarray:
@@ -230,7 +234,9 @@ class Enhancer:
 
             image = read_image(image)
         prep = convert.prepare(image)
-        if prep.kind == "numpy" and prep.layout == "HWC" and prep.channels == 3 and convert.is_uint(prep.dtype):
+        cfg = self.model.config
+        if (prep.kind == "numpy" and prep.layout == "HWC" and prep.channels == 3 and convert.is_uint(prep.dtype)
+                and cfg.num_in_ch == cfg.num_out_ch == 3):
             return self._run_into_uint(prep.x, prep.dtype)  # an 8/16-bit photo: no float canvas
         y = self.run(prep.x)
         return convert.restore(y, prep)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from dermsr.backends import backend_names, get_backend
-from dermsr.bench import RAW_ADAPTERS, bench_backend, make_input, parse_size
+from dermsr.bench import RAW_ADAPTERS, bench_backend, make_input, make_photo, parse_size
 
 BACKENDS = list(backend_names())
 QUALITY_SIZE = 224
@@ -95,7 +95,7 @@ class PhotoSuite:
     def setup(self, backend: str) -> None:
         require(backend)
         h, w = parse_size(PHOTO_SIZE)
-        self.image = np.rint(make_input(h, w)[0].transpose(1, 2, 0) * 255).astype(np.uint8)
+        self.image = make_photo(h, w)
         self.enhancer = _enhancer(backend, "auto")
         self.enhancer.run(make_input(32, 32))  # create the session outside the timing
 

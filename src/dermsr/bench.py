@@ -65,6 +65,7 @@ __all__ = [
     "format_size",
     "format_table",
     "make_input",
+    "make_photo",
     "parse_size",
     "parse_sizes",
     "peak_gflops",
@@ -111,6 +112,15 @@ def make_input(height: int, width: int, seed: int = 0) -> np.ndarray:
     """A reproducible float32 (1, 3, H, W) input in [0, 1] (speed does not depend on content)."""
     rng = np.random.default_rng(seed)
     return rng.random((1, 3, height, width), dtype=np.float32)
+
+
+def make_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """:func:`make_input` as an app holds a photo: uint8 (H, W, 3), rounded.
+
+    >>> make_photo(2, 3).shape, make_photo(2, 3).dtype.name
+    ((2, 3, 3), 'uint8')
+    """
+    return np.rint(make_input(height, width, seed)[0].transpose(1, 2, 0) * 255).astype(np.uint8)
 
 
 def summarize(times_ms: Sequence[float]) -> dict[str, float]:
@@ -442,9 +452,8 @@ def bench_backend(
         res.status, res.reason = "skipped", avail.reason
         return res
 
-    x = make_input(h, w, seed)
-    if input_dtype == "uint8":  # a photo as an app holds it; enhance() returns uint8 too
-        x = np.rint(x[0].transpose(1, 2, 0) * 255).astype(np.uint8)
+    # a photo as an app holds it (enhance() returns uint8 too), or the float tensor run() takes
+    x = make_photo(h, w, seed) if input_dtype == "uint8" else make_input(h, w, seed)
     try:
         t0 = time.perf_counter()
         enhancer = Enhancer(m, backend=backend, device=device, tile=tile, threads=threads)

@@ -186,7 +186,7 @@ def restore(y: np.ndarray, prep: Prepared) -> Any:
         t = t.to(prep.device)
         return t[0] if prep.layout == "CHW" else t
     hwc_view = y[0].transpose(1, 2, 0)  # HWC view; the conversion below makes the one copy
-    if np.dtype(prep.dtype) in _UINT_MAX:
+    if is_uint(prep.dtype):
         hwc = to_uint(hwc_view, prep.dtype, scratch=True)
     else:
         hwc = hwc_view.astype(prep.dtype, order="C")

@@ -329,7 +329,7 @@ def test_to_dict_from_dict_round_trips_exactly(steps, work, label):
 
 
 def test_presets_round_trip_and_repr():
-    assert sorted(PRESETS) == ["bicubic-x4", "realistic", "thesis"]
+    assert sorted(PRESETS) == ["bicubic-x4", "phone", "realistic", "thesis"]
     for name in PRESETS:
         d = Degrader.preset(name)
         assert Degrader.from_dict(json.loads(json.dumps(d.to_dict()))) == d
@@ -448,3 +448,63 @@ def test_cli_lists_degrade_and_rejects_bad_set(tmp_path, capsys):
     assert tuple(PRESETS) == PRESET_NAMES
     assert main(["degrade", str(tmp_path), "-o", str(tmp_path / "o"), "--set", "oops"]) == 2
     assert "--set expects NAME=VALUE" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- phone
+
+
+def test_phone_is_seeded_and_quarter_size():
+    img = random_image(np.random.default_rng(0), 96, 132, 3, np.uint8)
+    d = Degrader.preset("phone")
+    a, b, c = d.apply(img, seed=5), d.apply(img, seed=5), d.apply(img, seed=6)
+    assert a.lr.shape == (24, 33, 3) and a.lr.dtype == np.uint8 and a.hr.shape == (96, 132, 3)
+    assert a.lr.tobytes() == b.lr.tobytes() and a.lr.tobytes() != c.lr.tobytes()
+    again = Degrader.from_dict(a.record["degrader"]).apply(img, seed=a.record["seed"])
+    assert again.lr.tobytes() == a.lr.tobytes()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_phone_draws_stay_in_the_documented_ranges(seed):
+    res = Degrader.preset("phone").apply(np.full((32, 32, 3), 128, np.uint8), seed=seed)
+    blur, down, noise, jpg = res.record["steps"][1:]
+    assert blur["applied"] and blur["ksize"] in (7, 9, 11, 13)
+    assert 0.2 <= blur["sigma_x"] <= 2.0 and 0.2 <= blur["sigma_y"] <= 2.0
+    assert down["mode"] in ("area", "bilinear", "bicubic") and down["size"] == [8, 8]
+    if noise["noise"] == "gaussian":
+        assert 0.5 <= noise["sigma"] <= 4.0
+    else:
+        assert 0.05 <= noise["scale"] <= 0.35
+    assert 60 <= jpg["quality"] <= 90
+
+
+def test_phone_noise_level_matches_its_parameter_and_chroma_is_subsampled():
+    """On flat grey, with JPEG at quality 100 and Gaussian noise forced: grey (luma) noise comes
+    out at the drawn sigma (blur and resize keep a flat image flat; 8-bit rounding adds 1/12
+    in variance). Colour noise comes out weaker: 4:2:0 chroma subsampling averages the chroma
+    part of the noise over 2×2 pixels, as a phone's JPEG does."""
+    def lr_std(gray_prob):
+        d = Degrader.preset("phone", gaussian_noise_prob=1.0, noise_sigma=(3.0, 3.0),
+                            jpeg_quality=(100, 100), gray_noise_prob=gray_prob)
+        lr = d(np.full((1024, 1024, 3), 128, np.uint8), seed=0).astype(np.float64)
+        assert abs(lr.mean() - 128) < 0.1
+        return lr.std()
+
+    assert math.isclose(lr_std(1.0), math.sqrt(9 + 1 / 12), rel_tol=0.03)
+    assert lr_std(0.0) < 0.8 * math.sqrt(9 + 1 / 12)
+
+
+def test_phone_jpeg_leaves_block_edges_that_bicubic_x4_does_not():
+    """The 8×8 JPEG grid shows as larger jumps across block borders than inside blocks."""
+    img = real_image_bgr()[:, :, ::-1].copy()
+
+    def block_ratio(lr):
+        g = lr.astype(np.float64).mean(axis=2)
+        dx = np.abs(np.diff(g, axis=1))
+        at_border = dx[:, 7::8].mean()
+        inside = np.delete(dx, np.s_[7::8], axis=1).mean()
+        return at_border / inside
+
+    phone = Degrader.preset("phone", jpeg_quality=(60, 60))(img, seed=1)
+    clean = Degrader.preset("bicubic-x4")(img)
+    assert block_ratio(phone) > 1.1 > block_ratio(clean)

@@ -169,6 +169,50 @@ def test_whole_image_degradation_pairs(data_dir):
         PairSampler(imgs, [Degradation("centre", centre_to_16, on="image")], patch_size=20, scale=4).batch(1)
 
 
+def test_several_folders_split_each_folder_as_alone(tmp_path):
+    """With several --data folders each is split on its own names (its held-out images do not
+    move when folders are added), names carry the folder, and DIR@N sets that folder's size."""
+    from dermsr.train.data import gather_images, parse_sources
+
+    for folder, n in (("derm", 30), ("clin", 12)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            cv2.imwrite(str(tmp_path / folder / f"{folder}{i:02d}.png"), np.zeros((4, 4, 3), np.uint8))
+    derm, clin = str(tmp_path / "derm"), str(tmp_path / "clin")
+    files, split, source = gather_images([derm, clin + "@300"], 0.2, seed=1)
+    alone = split_images([p.name for p in list_images(derm)], 0.2, 1)
+    assert [n for n in split.val if n.startswith("derm/")] == [f"derm/{n}" for n in alone.val]
+    assert [n for n in split.train if n.startswith("derm/")] == [f"derm/{n}" for n in alone.train]
+    assert len(files) == 42 and sorted(split.train + split.val) == sorted(files)
+    assert {n for n in split.val if n.startswith("clin/")}  # each folder holds some out
+    assert source["clin/clin00.png"].short_side == 300 and source["derm/derm00.png"].short_side is None
+    # one folder keeps the plain relative names of earlier runs
+    assert gather_images(derm, 0.2, 1)[1] == alone
+    with pytest.raises(InputError, match="distinct names"):
+        parse_sources([derm, str(tmp_path / "x" / "derm")])
+    cfg = TrainConfig(data=[derm, clin], out="o")
+    assert cfg.data == (derm, clin) and TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert TrainConfig(data=[derm], out="o").data == derm
+
+
+def test_whole_image_degradation_skips_images_too_small_for_it():
+    """A whole-image protocol whose HR would be enlarged from a small source (the thesis 896²
+    target from a 300 px photo) never trains on that image; patch degradations still do."""
+    def to_64(hr, seed):  # a thesis-like protocol: LR 16², HR 64² whatever the source size
+        return (cv2.resize(hr, (16, 16), interpolation=cv2.INTER_AREA),
+                cv2.resize(hr, (64, 64), interpolation=cv2.INTER_AREA))
+
+    big = np.full((80, 80, 3), 200, np.uint8)
+    small = np.full((48, 48, 3), 20, np.uint8)
+    s = PairSampler([small, big, small], [Degradation("to64", to_64, on="image")], patch_size=8,
+                    scale=4, seed=0)
+    _, hr = s.batch(12)
+    assert (hr > 0.5).all()  # every patch from the big image
+    assert s.image_pair(0, 0) is None and s.image_pair(0, 1) is not None
+    with pytest.raises(InputError, match="too small"):
+        PairSampler([small], [Degradation("to64", to_64, on="image")], patch_size=8, scale=4).batch(1)
+
+
 # -- the loop ---------------------------------------------------------------------------------
 def test_loss_decreases_and_checkpoint_loads(data_dir, tmp_path):
     from dermsr.models import load_model

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import DermsrError, InputError
 from .enhance import collect_inputs
 
-PRESET_NAMES = ("thesis", "bicubic-x4", "realistic")
+PRESET_NAMES = ("thesis", "bicubic-x4", "phone", "realistic")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -28,9 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "Unset options take their defaults, or with --resume the checkpoint's values.",
     )
     a = p.add_argument
-    a("--data", type=Path, help="folder of HR images (searched recursively)")
+    a("--data", action="append", help="folder of HR images (searched recursively); repeat for several "
+      "(validation then reports each); DIR@N downsizes that folder's images to a short side of N")
     a("--out", type=Path, help="output folder (checkpoints/, model.pth, log.jsonl, split.json)")
-    a("--preset", help="degradation: preset name(s), comma-separated (bicubic-x4, thesis, realistic), "
+    a("--preset", help="degradation: preset name(s), comma-separated (bicubic-x4, thesis, phone, realistic), "
       "or module:callable (default bicubic-x4)")
     a("--steps", type=int, help="total optimisation steps (default 1000)")
     a("--resume", type=Path, default=None, help="checkpoint to resume exactly (checkpoints/ckpt_*.pth)")
@@ -68,9 +69,10 @@ def build_config(args: argparse.Namespace):
     from ..train import TrainConfig
 
     given = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
-    for key in ("data", "out"):
-        if key in given:
-            given[key] = str(given[key])
+    if "out" in given:
+        given["out"] = str(given["out"])
+    if "data" in given:
+        given["data"] = given["data"][0] if len(given["data"]) == 1 else tuple(given["data"])
     if args.resume is not None:
         from ..train import load_checkpoint
 

@@ -4,7 +4,7 @@
 * :mod:`.steps` — one small frozen config per operation; ``step(image, rng, hr_hw)``.
 * :class:`Degrader` — steps in order with one seeded ``numpy.random.Generator``;
   ``to_dict()``/``from_dict()`` record exactly what was done.
-* :data:`PRESETS` — ``"thesis"``, ``"bicubic-x4"``, ``"realistic"``; see docs/degradation.md.
+* :data:`PRESETS` — ``"thesis"``, ``"bicubic-x4"``, ``"phone"``, ``"realistic"``; see docs/degradation.md.
 
 >>> import numpy as np
 >>> from dermsr.degrade import Degrader

@@ -1,10 +1,10 @@
-"""Named degradation pipelines: ``thesis``, ``bicubic-x4`` and ``realistic``.
+"""Named degradation pipelines: ``thesis``, ``bicubic-x4``, ``phone`` and ``realistic``.
 
 Each preset is a function whose keyword arguments are its parameters;
 ``Degrader.preset(name, **overrides)`` calls it. docs/degradation.md explains every step.
 
 >>> sorted(PRESETS)
-['bicubic-x4', 'realistic', 'thesis']
+['bicubic-x4', 'phone', 'realistic', 'thesis']
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .steps import (
     ToNCHW,
 )
 
-__all__ = ["PRESETS", "bicubic_x4", "build", "realistic", "thesis"]
+__all__ = ["PRESETS", "bicubic_x4", "build", "phone", "realistic", "thesis"]
 
 
 def thesis(*, size: int = 224, crop: int | None = None, blur_ksize: int = 3,
@@ -119,10 +119,57 @@ def realistic(
     ], work_dtype="float32", label="realistic")
 
 
+#: Kernel sizes of the ``phone`` preset's optical blur (odd; 13 covers ±3σ at σ = 2).
+PHONE_KERNEL_SIZES = (7, 9, 11, 13)
+
+
+def phone(
+    *,
+    scale: int = 4,
+    blur_kernel_sizes: tuple[int, ...] = PHONE_KERNEL_SIZES,
+    blur_sigma: tuple[float, float] = (0.2, 2.0),
+    iso_prob: float = 0.8,
+    down_modes: tuple[str, ...] = ("area", "bilinear", "bicubic"),
+    gaussian_noise_prob: float = 0.6,
+    noise_sigma: tuple[float, float] = (0.5, 4.0),
+    poisson_scale: tuple[float, float] = (0.05, 0.35),
+    gray_noise_prob: float = 0.3,
+    jpeg_quality: tuple[int, int] = (60, 90),
+) -> Degrader:
+    """A smartphone / teledermatology upload, LR = HR / ``scale``: blur → ÷scale → noise → JPEG.
+
+    1. Optical blur (lens, focus, hand shake) at the HR resolution: a Gaussian kernel, size
+       drawn from ``blur_kernel_sizes``, σ uniform in ``blur_sigma`` HR pixels, isotropic
+       with probability ``iso_prob`` (else anisotropic with a random angle).
+    2. The camera/app downscale to exactly HR / ``scale`` with a mode drawn from
+       ``down_modes``.
+    3. Sensor noise: Gaussian with probability ``gaussian_noise_prob``, σ uniform in
+       ``noise_sigma`` grey levels (0–255 scale), else Poisson (shot noise) times a factor
+       uniform in ``poisson_scale`` (0.35 ≈ 4 grey levels at mid-grey); the same noise on
+       every channel ("grey", luma noise) with probability ``gray_noise_prob``, else
+       independent per channel (chroma noise).
+    4. JPEG at an integer quality uniform in ``jpeg_quality`` (inclusive), YCbCr with 4:2:0
+       chroma subsampling (libjpeg's default through OpenCV), as messaging and upload apps
+       re-encode.
+
+    Runs in float32 with one rounding at the end, like ``realistic``; every draw is in the
+    record. The defaults are milder than Real-ESRGAN's ``realistic`` (σ up to 30, JPEG down
+    to 30, two rounds), which models web images rather than a phone's camera.
+    """
+    return Degrader([
+        CropToMultiple(scale),
+        RandomBlur(1.0, blur_kernel_sizes, blur_sigma, iso_prob),
+        RandomResize((0.0, 0.0, 1.0), (1.0, 1.0), down_modes, relative_to="hr", base_scale=1.0 / scale),
+        RandomNoise(gaussian_noise_prob, noise_sigma, poisson_scale, gray_noise_prob),
+        RandomJPEG(jpeg_quality),
+    ], work_dtype="float32", label="phone")
+
+
 #: Preset name → function building it (keyword arguments are its parameters).
 PRESETS: MappingProxyType[str, Callable[..., Degrader]] = MappingProxyType({
     "thesis": thesis,
     "bicubic-x4": bicubic_x4,
+    "phone": phone,
     "realistic": realistic,
 })
 

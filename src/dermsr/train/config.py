@@ -61,10 +61,12 @@ class TrainConfig:
     interpolation) so its shorter side is at most that many pixels (0: keep full resolution).
     ``preset`` names one degradation or several separated by commas (each sample draws one).
     ``init`` is a model name or weights file to fine-tune; ``None`` trains from scratch with
-    ``num_feat``/``num_conv``.
+    ``num_feat``/``num_conv``. ``data`` is one folder or a sequence of folders (each may end
+    in ``@N``: its own short side; see :func:`dermsr.train.data.parse_sources`); with
+    several, images are named ``<folder name>/<path>`` and validation reports each folder.
     """
 
-    data: str
+    data: str | tuple[str, ...]
     out: str
     preset: str = "bicubic-x4"
     steps: int = 1000
@@ -96,6 +98,13 @@ class TrainConfig:
     lpips_backbone: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.data, (list, tuple)):
+            folders = tuple(str(d) for d in self.data)
+            if not folders:
+                raise InputError("data must name at least one folder, got an empty list")
+            object.__setattr__(self, "data", folders[0] if len(folders) == 1 else folders)
+        elif not isinstance(self.data, str):
+            object.__setattr__(self, "data", str(self.data))
         positive = ("steps", "num_feat", "scale", "batch_size", "patch_size", "step_size",
                     "val_images", "val_patch", "save_every", "keep_checkpoints")
         for name in positive:

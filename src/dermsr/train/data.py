@@ -34,13 +34,16 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = [
+    "DataSource",
     "Degradation",
     "PairSampler",
     "Split",
+    "gather_images",
     "as_pair",
     "augment",
     "list_images",
     "load_hr",
+    "parse_sources",
     "resolve_degradation",
     "split_images",
     "to_float",
@@ -104,6 +107,71 @@ def split_images(names: Sequence[str | Path], val_fraction: float, seed: int = 0
             val.remove(max(keys, key=u.__getitem__))
     vs = set(val)
     return Split(train=[k for k in keys if k not in vs], val=sorted(vs))
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One training folder: its path, its group name (the folder's name) and, when given as
+    ``DIR@N``, its own HR short side ``N`` (``None``: the run's ``hr_short_side``)."""
+
+    root: Path
+    name: str
+    short_side: int | None = None
+
+
+def parse_sources(data: str | Sequence[str]) -> list[DataSource]:
+    """``"DIR"`` or several folders → :class:`DataSource` list.
+
+    A folder may end in ``@N`` to downsize its images to a short side of at most ``N`` px
+    (e.g. a folder of visibly compressed JPEGs, whose artefacts shrink with the image).
+
+    >>> [(s.name, s.short_side) for s in parse_sources(["a/isic", "b/clinical@640"])]
+    [('isic', None), ('clinical', 640)]
+    """
+    specs = [data] if isinstance(data, (str, Path)) else list(data)
+    if not specs:
+        raise InputError("--data needs at least one folder")
+    out: list[DataSource] = []
+    for spec in specs:
+        text = str(spec)
+        head, at, tail = text.rpartition("@")
+        short: int | None = None
+        if at and head and tail.isdigit():
+            text, short = head, int(tail)
+        root = Path(text)
+        out.append(DataSource(root, root.resolve().name or text, short))
+    names = [s.name for s in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"data folders must have distinct names (they name the validation groups); "
+                         f"{dup} appear more than once")
+    return out
+
+
+def gather_images(data: str | Sequence[str], val_fraction: float, seed: int = 0
+                  ) -> tuple[dict[str, Path], Split, dict[str, DataSource]]:
+    """Every image of every folder in ``data``, split by image within each folder.
+
+    Returns ``(files, split, source)`` keyed by image name: the path relative to its folder
+    for a single folder (as :func:`split_images` has always named them), ``<folder
+    name>/<relative path>`` for several. Each folder is split on its own relative names, so
+    a folder's held-out images do not change when other folders are added.
+    """
+    sources = parse_sources(data)
+    files: dict[str, Path] = {}
+    where: dict[str, DataSource] = {}
+    train: list[str] = []
+    val: list[str] = []
+    for src in sources:
+        rel = {f.relative_to(src.root).as_posix(): f for f in list_images(src.root)}
+        part = split_images(list(rel), val_fraction, seed)
+        prefix = f"{src.name}/" if len(sources) > 1 else ""
+        for name, path in rel.items():
+            files[prefix + name] = path
+            where[prefix + name] = src
+        train += [prefix + n for n in part.train]
+        val += [prefix + n for n in part.val]
+    return files, Split(train=train, val=val), where
 
 
 # -- decoding and conversions ---------------------------------------------------------------
@@ -265,6 +333,9 @@ class PairSampler:
     from ``seed`` and the image's index, and cached (HR rounded to uint8). They run on
     ``originals[i]()`` when given (e.g. the full-resolution decode, so a protocol that crops
     and resizes the whole frame sees the same pixels as at evaluation), else on ``images[i]``.
+    An image too small for a whole-image degradation (its HR would be *enlarged* from the
+    source, e.g. the thesis protocol's 896² target from a 500 px phone photo) is never used
+    with it: such a target is blurrier than the input deserves. Patch degradations use it.
     """
 
     def __init__(
@@ -290,7 +361,7 @@ class PairSampler:
         if originals is not None and len(originals) != len(self.images):
             raise InputError(f"got {len(originals)} originals for {len(self.images)} images")
         self.originals = originals
-        self._pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray] | None] = {}
         hp = self.patch * self.scale
         for i, img in enumerate(self.images):
             if min(img.shape[:2]) < hp:
@@ -305,12 +376,17 @@ class PairSampler:
     def set_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state
 
-    def image_pair(self, d: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def image_pair(self, d: int, i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The cached whole-image pair of degradation ``d`` on image ``i``; ``None`` when the
+        image is too small for it (its HR would be enlarged from the source)."""
         key = (d, i)
         if key not in self._pairs:
             seed = int.from_bytes(hashlib.sha256(f"{self.seed}:{d}:{i}".encode()).digest()[:4], "big")
             src = self.originals[i]() if self.originals is not None else self.images[i]
             lr, hr = self.degradations[d].pair(src, seed, self.scale)
+            if min(hr.shape[:2]) > min(src.shape[:2]):
+                self._pairs[key] = None
+                return None
             if min(lr.shape[:2]) < self.patch:
                 raise InputError(
                     f"degradation {self.degradations[d].name!r} gives a {lr.shape[1]}×{lr.shape[0]} "
@@ -318,8 +394,7 @@ class PairSampler:
                 )
             # HR kept as uint8 (rounded) to hold many whole-image pairs in memory
             self._pairs[key] = (lr, np.round(hr * 255.0).astype(np.uint8))
-        lr, hr8 = self._pairs[key]
-        return lr, hr8
+        return self._pairs[key]
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """One augmented (LR p×p×3, HR ps×ps×3) float32 pair."""
@@ -328,7 +403,18 @@ class PairSampler:
         i = int(rng.integers(len(self.images)))
         deg = self.degradations[d]
         if deg.on == "image":
-            lr_img, hr_img = self.image_pair(d, i)
+            pair = self.image_pair(d, i)
+            tried = {i}
+            while pair is None:  # too small for this degradation: draw another image
+                if len(tried) == len(self.images) and all(
+                        self.image_pair(d, k) is None for k in range(len(self.images))):
+                    raise InputError(
+                        f"every training image is too small for degradation {deg.name!r} "
+                        "(its HR target would be enlarged from the source)")
+                i = int(rng.integers(len(self.images)))
+                tried.add(i)
+                pair = self.image_pair(d, i)
+            lr_img, hr_img = pair
             y = int(rng.integers(lr_img.shape[0] - p + 1))
             x = int(rng.integers(lr_img.shape[1] - p + 1))
             lr = lr_img[y : y + p, x : x + p]

@@ -32,10 +32,9 @@ from .config import TrainConfig
 from .data import (
     Degradation,
     PairSampler,
-    list_images,
+    gather_images,
     load_hr,
     resolve_degradation,
-    split_images,
 )
 
 __all__ = [
@@ -166,8 +165,13 @@ def validation_pairs(
     crop: int,
     seed: int = 0,
     originals: Sequence[Callable[[], np.ndarray]] | None = None,
+    groups: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Fixed (LR, HR) validation crops: one per (held-out image, degradation).
+
+    With ``groups`` (image name → folder name) each pair is tagged ``<degradation>@<group>``,
+    so the metrics come out per folder (per modality). A whole-image degradation is skipped
+    on an image too small for it (its HR would be enlarged), as in training.
 
     Whole-image degradations run on the whole image; patch degradations on its central
     ``crop × scale`` HR square (whole-image ones on ``originals[k]()`` when given, as in
@@ -180,6 +184,8 @@ def validation_pairs(
             if deg.on == "image":
                 src = originals[k]() if originals is not None else img
                 lr, hr = deg.pair(src, seed + d, scale)
+                if min(hr.shape[:2]) > min(src.shape[:2]):
+                    continue
             else:
                 hp = crop * scale
                 h, w = img.shape[:2]
@@ -189,7 +195,8 @@ def validation_pairs(
             y, x = (lr.shape[0] - c) // 2, (lr.shape[1] - c) // 2
             lr_c = np.ascontiguousarray(lr[y : y + c, x : x + c])
             hr_c = np.ascontiguousarray(hr[y * scale : (y + c) * scale, x * scale : (x + c) * scale])
-            out.append({"image": name, "degradation": deg.name, "lr": lr_c, "hr": hr_c})
+            tag = f"{deg.name}@{groups[name]}" if groups else deg.name
+            out.append({"image": name, "degradation": tag, "lr": lr_c, "hr": hr_c})
     return out
 
 
@@ -215,6 +222,20 @@ def _validate(net, pairs: list[dict[str, Any]], scale: int, device, lpips_backbo
     for item in pairs:
         counts[item["degradation"]] = counts.get(item["degradation"], 0) + 1
     return {k: v / counts[k.split("/")[0]] for k, v in sums.items()}
+
+
+def _first_per_group(names: list[str], groups: dict[str, str] | None, n: int) -> list[str]:
+    """The first ``n`` names of each group (of all names without groups), in order."""
+    if not groups:
+        return names[:n]
+    taken: dict[str, int] = {}
+    out = []
+    for name in names:
+        g = groups[name]
+        if taken.get(g, 0) < n:
+            taken[g] = taken.get(g, 0) + 1
+            out.append(name)
+    return out
 
 
 @dataclass
@@ -281,16 +302,18 @@ def train(
         _check_resume_config(ckpt["train_state"]["config"], config)
 
     # data: split by image, decode the training images once
-    root = Path(config.data)
-    files = list_images(root)
-    rel = {f.relative_to(root).as_posix(): f for f in files}
-    split = split_images(list(rel), config.val_fraction, config.seed)
+    rel, split, source = gather_images(config.data, config.val_fraction, config.seed)
+
+    def short_side(name: str) -> int:
+        own = source[name].short_side
+        return config.hr_short_side if own is None else own
+
     from ..io import atomic_write_bytes
 
     atomic_write_bytes(out / "config.json", json.dumps(config.to_dict(), indent=2).encode())
     atomic_write_bytes(out / "split.json", json.dumps({"train": split.train, "val": split.val}, indent=2).encode())
     degs = [resolve_degradation(d) for d in (degradations if degradations is not None else config.presets)]
-    train_imgs = [load_hr(rel[n], config.hr_short_side) for n in
+    train_imgs = [load_hr(rel[n], short_side(n)) for n in
                   tqdm(split.train, desc="decoding", unit="img", disable=not progress, file=sys.stderr)]
     whole = any(d.on == "image" for d in degs)
 
@@ -302,10 +325,11 @@ def train(
                           seed=config.seed, originals=originals(split.train))
     val_pairs: list[dict[str, Any]] = []
     if config.val_every and split.val:
-        names = split.val[: config.val_images]
-        val_pairs = validation_pairs([(n, load_hr(rel[n], config.hr_short_side)) for n in names], degs,
+        groups = {n: source[n].name for n in split.val} if len(set(source[n].name for n in rel)) > 1 else None
+        names = _first_per_group(split.val, groups, config.val_images)
+        val_pairs = validation_pairs([(n, load_hr(rel[n], short_side(n))) for n in names], degs,
                                      scale=config.scale, crop=config.val_patch, seed=config.seed,
-                                     originals=originals(names))
+                                     originals=originals(names), groups=groups)
 
     # model, EMA, optimiser
     torch.manual_seed(config.seed)
@@ -394,7 +418,7 @@ def train(
                 metrics = _validate(ema, val_pairs, config.scale, device, config.lpips_backbone)
                 record({"step": step, "val": metrics})
                 shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-                bar.write(f"step {step} validation (EMA, {len(split.val[: config.val_images])} images): {shown}",
+                bar.write(f"step {step} validation (EMA, {len(names)} images): {shown}",
                           file=sys.stderr)
     finally:
         bar.close()

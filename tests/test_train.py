@@ -332,13 +332,15 @@ def test_cli_trains_and_resumes(data_dir, tmp_path, capsys):
 
 
 # -- protocol evaluation and the shipped weights ---------------------------------------------
-def test_protocol_evaluation_mechanism(shared, tmp_path):
-    """``python -m dermsr.train.evaluate`` on two small images: numbers match skimage on the
-    same pairs, only held-out images are scored, and the JSON holds every row."""
+def test_protocol_evaluation_mechanism(shared, tmp_path, capsys):
+    """``dermsr evaluate`` on two small images: numbers match skimage on the same pairs, only
+    held-out images are scored, win rates and colour shifts are per image, and the JSON holds
+    every row. The old ``python -m dermsr.train.evaluate`` spelling gives the same rows."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+    from dermsr.cli import main as cli
     from dermsr.degrade import Degrader
-    from dermsr.train.evaluate import main
+    from dermsr.train.evaluate import main as old_main
 
     data = tmp_path / "data"
     data.mkdir()
@@ -351,34 +353,62 @@ def test_protocol_evaluation_mechanism(shared, tmp_path):
 
     net = tiny_model().to_torch()
     save_weights(tmp_path / "tiny.pth", net, net)
-    rc = main(["--data", str(data), "--model", str(tmp_path / "tiny.pth"), "--val-fraction", "0.5",
-               "--hr-short-side", "160", "--quiet", "--json", str(out), "--threads", "1",
-               "--lpips-backbone", str(shared / "weights" / "lpips_alexnet_features.pth")])
-    assert rc == 0
+    common = ["--model", str(tmp_path / "tiny.pth"), "--val-fraction", "0.5", "--hr-short-side", "160",
+              "--quiet", "--threads", "1", "--lpips-backbone", str(shared / "weights" / "lpips_alexnet_features.pth"),
+              "--protocol", "bicubic-x4", "--protocol", "phone"]
+    assert cli(["evaluate", "--data", f"derm={data}", "--json", str(out), *common]) == 0
+    assert "**derm, phone** (1 image)" in capsys.readouterr().out
     res = json.loads(out.read_text())
     held = split_images(["im0.png", "im1.png"], 0.5, 0).val
-    assert res["settings"]["images"] == held and len(held) == 1
+    assert res["settings"]["images"] == [f"data/{held[0]}"] and len(held) == 1
     img = cv2.imread(str(data / held[0]))[:, :, ::-1]
     # bicubic-x4 protocol, recomputed independently: short side 160 (area), MATLAB bicubic ÷4
     hr = cv2.resize(np.ascontiguousarray(img), (213, 160), interpolation=cv2.INTER_AREA)
     r = Degrader.preset("bicubic-x4").apply(hr, seed=0)
     lr = r.lr.astype(np.float32) / 255
     bic = np.clip(cv2.resize(lr, (lr.shape[1] * 4, lr.shape[0] * 4), interpolation=cv2.INTER_CUBIC), 0, 1)
+    lanczos = np.clip(cv2.resize(lr, (lr.shape[1] * 4, lr.shape[0] * 4), interpolation=cv2.INTER_LANCZOS4), 0, 1)
     ref_hr = r.hr.astype(np.float32) / 255
-    row = next(x for x in res["rows"] if x["protocol"] == "bicubic-x4" and x["method"] == "bicubic")
+    rows = {(x["protocol"], x["method"]): x for x in res["rows"]}
+    row = rows["bicubic-x4", "bicubic"]
     assert row["psnr"] == pytest.approx(peak_signal_noise_ratio(ref_hr, bic, data_range=1.0), abs=1e-4)
     assert row["ssim"] == pytest.approx(structural_similarity(
         ref_hr, bic, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
         use_sample_covariance=False), abs=1e-4)
-    # thesis protocol: 224² LR, the central 240² crop resized to 896² as ground truth
-    t = Degrader.preset("thesis").apply(np.ascontiguousarray(img), seed=0)
-    gt = cv2.resize(t.hr.astype(np.float32) / 255, (896, 896), interpolation=cv2.INTER_AREA)
-    with torch.no_grad():
-        sr = net(torch.from_numpy(t.lr)).clamp(0, 1)[0].numpy().transpose(1, 2, 0)
-    row = next(x for x in res["rows"] if x["protocol"] == "thesis" and x["method"] == str(tmp_path / "tiny.pth"))
-    assert row["psnr"] == pytest.approx(peak_signal_noise_ratio(gt, sr, data_range=1.0), abs=0.01)
-    assert 0.0 < row["lpips"] < 1.0
-    assert set(res["summary"]) == {"bicubic-x4", "thesis"}
+    assert rows["bicubic-x4", "lanczos"]["psnr"] == pytest.approx(
+        peak_signal_noise_ratio(ref_hr, lanczos, data_range=1.0), abs=1e-4)
+    assert row["shift"] == pytest.approx(list((bic - ref_hr).reshape(-1, 3).mean(axis=0) * 255), abs=1e-3)
+    # win rate over one image is 0 or 1, and agrees with the rows
+    model = str(tmp_path / "tiny.pth")
+    s = res["summary"]["derm"]["phone"][model]
+    assert s["psnr_win"] == float(rows["phone", model]["psnr"] > rows["phone", "bicubic"]["psnr"])
+    assert 0.0 < rows["phone", model]["lpips"] < 1.0
+    assert set(res["summary"]["derm"]) == {"bicubic-x4", "phone"}
+    assert res["targets_met"]["derm"]["phone"][model]["psnr_win"] == (s["psnr_win"] >= 0.8)
+    old = tmp_path / "old.json"
+    assert old_main(["--data", str(data), "--json", str(old), *common]) == 0
+    assert [r["psnr"] for r in json.loads(old.read_text())["rows"]] == [r["psnr"] for r in res["rows"]]
+
+
+def test_evaluate_thesis_skips_small_images_and_draws_crops(shared, tmp_path, capsys):
+    """The thesis protocol needs an 896 px short side (else its HR is enlarged): a smaller image
+    is skipped and said so; --crops writes one figure per set and protocol."""
+    from dermsr.cli import main as cli
+
+    data = tmp_path / "small"
+    data.mkdir()
+    bgr = cv2.imread(str(sorted((shared / "data" / "train-isic").glob("*.jpg"))[0]))
+    cv2.imwrite(str(data / "a.png"), cv2.resize(bgr, (200, 160), interpolation=cv2.INTER_AREA))
+    out = tmp_path / "r.json"
+    assert cli(["evaluate", "--unseen", str(data), "--model", "realesr-animevideov3-x4", "--protocol", "thesis",
+                "--protocol", "bicubic-x4", "--quiet", "--threads", "1", "--json", str(out),
+                "--crops", str(tmp_path / "crops")]) == 0
+    res = json.loads(out.read_text())
+    assert res["settings"]["skipped"] == [{"image": "small/a.png", "protocol": "thesis", "why": "short side below 896 px"}]
+    assert {r["protocol"] for r in res["rows"]} == {"bicubic-x4"}
+    assert "Skipped 1" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "crops").iterdir()] == ["small_bicubic-x4.png"]
+    assert cli(["evaluate", "--model", "x"]) == 2
 
 
 def test_shipped_dermatology_weights(shared):
@@ -402,7 +432,7 @@ def test_shipped_dermatology_weights(shared):
     names = [p.name for p in sorted((shared / "data" / "train-isic").glob("*.jpg"))]
     held = split_images(names, 0.1, seed=0).val
     assert "ISIC_0000083.jpg" in held  # the split the shipped run used (docs/model-card.md)
-    lr, hr = protocol_pair(shared / "data" / "train-isic" / "ISIC_0000083.jpg", "bicubic-x4")
+    lr, hr = protocol_pair(shared / "data" / "train-isic" / "ISIC_0000083.jpg", "bicubic-x4")  # type: ignore[misc]
     y, x = lr.shape[0] // 2 - 32, lr.shape[1] // 2 - 32
     lr, hr = lr[y : y + 64, x : x + 64], hr[4 * y : 4 * y + 256, 4 * x : 4 * x + 256]
     sr = Enhancer("dermsr-isic-x4", threads=1).enhance(lr)

@@ -18,7 +18,7 @@ from ..errors import DermsrError
 __all__ = ["main", "run"]
 
 #: Subcommand modules, in the order ``dermsr --help`` lists them.
-SUBCOMMANDS = ("enhance", "degrade", "export", "info", "bench", "train", "study")
+SUBCOMMANDS = ("enhance", "degrade", "export", "info", "bench", "train", "evaluate", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:

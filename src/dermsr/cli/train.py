@@ -1,7 +1,7 @@
 """``dermsr train --data DIR --steps N --out DIR``: fine-tune SRVGGNetCompact on HR images.
 
-``dermsr train evaluate`` lives in :mod:`dermsr.train.evaluate` (``python -m
-dermsr.train.evaluate``); see docs/training.md.
+Scoring trained weights is ``dermsr evaluate`` (:mod:`dermsr.cli.evaluate`); see
+docs/training.md.
 """
 
 from __future__ import annotations

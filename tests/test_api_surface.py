@@ -19,8 +19,9 @@ PACKAGES: dict[str, list[str]] = {
         'load_model', 'read_image', 'write_image',
     ],
     'dermsr.backends': [
-        'ENTRY_POINT_GROUP', 'Availability', 'Backend', 'BackendOptions', 'Session', 'available',
-        'backend_names', 'get_backend', 'register', 'unregister',
+        'ENTRY_POINT_GROUP', 'Availability', 'Backend', 'BackendOptions', 'Capabilities', 'Session',
+        'SessionBase', 'available', 'backend_names', 'check_session', 'get_backend', 'register',
+        'unregister',
     ],
     'dermsr.errors': [
         'BackendError', 'BackendUnavailableError', 'CheckpointError', 'DermsrError', 'ExportError',
@@ -64,7 +65,7 @@ PACKAGES: dict[str, list[str]] = {
         'read_manifest', 'remove_partials', 'run_jobs', 'threads_per_worker',
     ],
     'dermsr.bench': [
-        'RAW_ADAPTERS', 'BenchResult', 'CpuInfo', 'bench_backend', 'cpu_info', 'environment',
+        'BenchResult', 'CpuInfo', 'bench_backend', 'cpu_info', 'environment',
         'format_size', 'format_table', 'make_input', 'make_photo', 'parse_size', 'parse_sizes',
         'peak_gflops', 'raw_runner', 'run_benchmarks', 'summarize',
     ],

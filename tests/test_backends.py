@@ -28,8 +28,11 @@ from dermsr import Enhancer
 from dermsr.backends import (
     Backend,
     BackendOptions,
+    Capabilities,
     Session,
+    SessionBase,
     backend_names,
+    check_session,
     get_backend,
     register,
     unregister,
@@ -292,7 +295,8 @@ def test_threads_share_one_enhancer(backend):
 def test_sessions_follow_the_protocol(enhancers, backend):
     session = enhancers[backend].session
     assert isinstance(session, Session)
-    assert session.backend == backend and isinstance(session.thread_safe, bool)
+    assert session.backend == backend and isinstance(session.capabilities, Capabilities)
+    assert check_session(session, backend) is session and callable(session.raw_call())
 
 
 class _CorruptingBackend(Backend):
@@ -307,9 +311,9 @@ class _CorruptingBackend(Backend):
         inner = get_backend(self.inner).load(model, BackendOptions(threads=options.threads))
         value, calls = self.value, [0]
 
-        class S:
+        class S(SessionBase):
             backend = "corrupting-test"
-            thread_safe = True
+            capabilities = Capabilities(thread_safe=True)
 
             def run(self, x):
                 y = inner.run(x)

@@ -23,16 +23,15 @@ def _nearest(x: np.ndarray, s: int) -> np.ndarray:
     return x.repeat(s, axis=2).repeat(s, axis=3)
 
 
-class _NearestSession:
+class _NearestSession(registry.SessionBase):
     """A fake runtime: nearest-neighbour ×scale, recording the batch size of every call."""
 
     backend = "nearest-test"
-    thread_safe = True
 
     def __init__(self, scale: int, calls: list[int], supports_batch: bool) -> None:
         self.scale = scale
         self.calls = calls
-        self.supports_batch = supports_batch
+        self.capabilities = registry.Capabilities(thread_safe=True, batch=supports_batch)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         self.calls.append(x.shape[0])
@@ -56,7 +55,7 @@ class _NearestSingle(_NearestBatch):
 
 
 class _NearestUndeclared(_NearestBatch):
-    """A session without a ``supports_batch`` attribute at all."""
+    """A session that states no capabilities at all (breaks the contract)."""
 
     name = "nearest-undeclared-test"
     calls: list[int] = []  # noqa: RUF012
@@ -131,8 +130,15 @@ def test_same_size_images_run_together_and_match_nearest_reference():
         np.testing.assert_array_equal(got, img.repeat(4, axis=0).repeat(4, axis=1))
 
 
+def test_session_without_capabilities_is_refused_by_name():
+    from dermsr.errors import BackendError
+
+    with pytest.raises(BackendError, match=r"'nearest-undeclared-test' returned a session without raw_call, capabilities"):
+        Enhancer(backend="nearest-undeclared-test", tile=4).enhance(np.zeros((4, 4, 3), np.uint8))
+
+
 def test_runtime_without_batch_support_gets_one_image_per_call():
-    for backend, cls in (("nearest-single-test", _NearestSingle), ("nearest-undeclared-test", _NearestUndeclared)):
+    for backend, cls in (("nearest-single-test", _NearestSingle),):
         cls.calls.clear()
         e = Enhancer(backend=backend, tile=4)
         assert not e.supports_batch
@@ -168,7 +174,7 @@ def test_batch_equals_single_calls_in_order(sizes, batch_size, tile, seed):
 
 # -- PyTorch: the real model ------------------------------------------------------------------
 def test_torch_session_declares_batch_support(torch_enhancer):
-    assert TorchSession.supports_batch is True
+    assert TorchSession.capabilities.batch is True
     assert torch_enhancer.supports_batch
 
 

@@ -12,7 +12,7 @@ import torch
 
 from _support import tiny_model
 from dermsr import Enhancer
-from dermsr.backends import Backend, register, unregister
+from dermsr.backends import Backend, Capabilities, SessionBase, register, unregister
 from dermsr.enhance import check_output
 from dermsr.errors import BackendError, InputError, UnknownNameError
 
@@ -149,9 +149,9 @@ class _GarbageBackend(Backend):
     def load(self, model, options):
         outer = self
 
-        class S:
+        class S(SessionBase):
             backend = "garbage-test"
-            thread_safe = True
+            capabilities = Capabilities(thread_safe=True)
 
             def run(self, x):
                 n, c, h, w = x.shape

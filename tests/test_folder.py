@@ -16,6 +16,7 @@ import pytest
 
 import dermsr
 from dermsr import Enhancer
+from dermsr.backends import Capabilities, SessionBase
 from dermsr.cli import main
 from dermsr.data import sample_images
 from dermsr.enhance import registry
@@ -289,13 +290,12 @@ def test_ctrl_c_stops_cleanly_then_resume_completes(six_images, tmp_path):
 
 
 # -- a worker process that dies; a second run into the same folder -----------------------------
-class _DyingSession:
+class _DyingSession(SessionBase):
     """Nearest-neighbour ×4, but the whole process exits on a 13x13 image (or on every image
     with ``always``): a crashing runtime."""
 
     backend = "dying-test"
-    thread_safe = True
-    supports_batch = True
+    capabilities = Capabilities(thread_safe=True, batch=True)
 
     def __init__(self, always: bool) -> None:
         self.always = always

@@ -21,7 +21,15 @@ import cv2
 import numpy as np
 import pytest
 
-from dermsr.backends import Availability, Backend, available, register, unregister
+from dermsr.backends import (
+    Availability,
+    Backend,
+    Capabilities,
+    SessionBase,
+    available,
+    register,
+    unregister,
+)
 from dermsr.errors import InputError, UnknownNameError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -338,11 +346,11 @@ def test_cli_runs_the_study(tmp_path, crop_path, capsys):
     assert main(["study", str(tmp_path / "nope.png"), "--out", str(tmp_path)]) == 2
 
 
-class _FlakySession:
+class _FlakySession(SessionBase):
     """Nearest-neighbour ×4 that returns a 5.6e19 pixel on every third call (the thesis's symptom)."""
 
     backend = "flaky-test"
-    thread_safe = False
+    capabilities = Capabilities(thread_safe=False)
 
     def __init__(self) -> None:
         self.calls = 0

@@ -19,7 +19,7 @@ How each number is taken
   Median, minimum and maximum are reported; images/s is ``1000 / median_ms`` and megapixels/s
   counts **input** (low-resolution) pixels: ``h·w / 1e6 · images/s``.
 - **Raw runtime call**: the same tensor through the runtime's own API with nothing of dermsr
-  around it (see :data:`RAW_ADAPTERS`), timed interleaved with the dermsr path so machine noise
+  around it (each session's ``raw_call``, see :func:`raw_runner`), timed interleaved with the dermsr path so machine noise
   hits both alike; ``overhead = median(dermsr) / median(raw)``. Only for untiled inputs.
 - **Peak memory**: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of a fresh process that runs
   only this backend at this size, minus its value just before the runtime was loaded (so the
@@ -54,9 +54,9 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .machine import CpuInfo, cpu_info, peak_gflops
 
 __all__ = [
-    "RAW_ADAPTERS",
     "BenchResult",
     "CpuInfo",
     "bench_backend",
@@ -135,199 +135,13 @@ def summarize(times_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-# -- the machine's peak -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class CpuInfo:
-    """What the peak estimate rests on (all read from /proc/cpuinfo and ``lscpu``)."""
-
-    model: str
-    vendor: str
-    family: int | None
-    cores: int
-    mhz: float | None
-    mhz_source: str
-    simd: str
-    flops_per_cycle: int
-
-
-def _proc_cpuinfo() -> dict[str, str]:
-    out: dict[str, str] = {}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        if not line.strip():
-            break  # first processor only
-        key, _, value = line.partition(":")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _lscpu_max_mhz() -> float | None:
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in text.splitlines():
-        if line.lower().startswith("cpu max mhz"):
-            try:
-                return float(line.split(":", 1)[1])
-            except ValueError:
-                return None
-    return None
-
-
-def simd_flops_per_cycle(flags: set[str], vendor: str = "", family: int | None = None) -> tuple[str, int]:
-    """fp32 FLOP per cycle per core for the widest FMA the flags show.
-
-    Assumes two FMA pipes per core (true of Intel since Haswell and AMD since Zen 2), so
-    FLOP/cycle = 2 pipes × lanes × 2 (multiply + add). AVX-512: 16 lanes → 64, except AMD
-    Zen 4 (family 0x19), whose AVX-512 runs on 256-bit data paths → 32. AVX2+FMA: 8 lanes →
-    32. AVX without FMA: 8 + 8 (separate add and multiply) → 16. SSE: 8.
-
-    >>> simd_flops_per_cycle({"avx2", "fma", "avx512f"}, "GenuineIntel", 6)
-    ('avx512-fma', 64)
-    >>> simd_flops_per_cycle({"avx2", "fma", "avx512f"}, "AuthenticAMD", 25)
-    ('avx512-fma (256-bit datapath)', 32)
-    >>> simd_flops_per_cycle({"avx2", "fma"})
-    ('avx2-fma', 32)
-    """
-    if "avx512f" in flags:
-        if vendor == "AuthenticAMD" and family == 25:
-            return "avx512-fma (256-bit datapath)", 32
-        return "avx512-fma", 64
-    if "avx2" in flags and "fma" in flags:
-        return "avx2-fma", 32
-    if "avx" in flags:
-        return "avx", 16
-    if "asimd" in flags:  # ARM NEON: 2 pipes × 4 lanes × 2
-        return "neon-fma", 16
-    return "sse", 8
-
-
-def cpu_info() -> CpuInfo:
-    """This machine's CPU model, usable cores, clock and SIMD width."""
-    info = _proc_cpuinfo()
-    flags = set((info.get("flags") or info.get("Features") or "").split())
-    vendor = info.get("vendor_id", "")
-    try:
-        family: int | None = int(info.get("cpu family", ""))
-    except ValueError:
-        family = None
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    mhz = _lscpu_max_mhz()
-    source = "lscpu 'CPU max MHz'"
-    if mhz is None:
-        try:
-            mhz = float(info["cpu MHz"])
-            source = "/proc/cpuinfo 'cpu MHz' (current/nominal clock; turbo not counted)"
-        except (KeyError, ValueError):
-            mhz, source = None, "unknown"
-    simd, fpc = simd_flops_per_cycle(flags, vendor, family)
-    model = info.get("model name") or platform.processor() or platform.machine()
-    return CpuInfo(model, vendor, family, cores, mhz, source, simd, fpc)
-
-
-def peak_gflops(threads: int | None = None, cpu: CpuInfo | None = None) -> float | None:
-    """Estimated fp32 peak in GFLOP/s: cores used × GHz × FLOP/cycle (None if clock unknown).
-
-    ``threads`` caps the cores counted (one thread per core; SMT siblings add no FMA pipes).
-    """
-    cpu = cpu or cpu_info()
-    if cpu.mhz is None:
-        return None
-    cores = cpu.cores if threads is None else max(1, min(int(threads), cpu.cores))
-    return cores * cpu.mhz / 1000.0 * cpu.flops_per_cycle
-
-
 # -- raw runtime calls ------------------------------------------------------------------------
-def _raw_torch(session: Any) -> Callable[[np.ndarray], Any]:
-    """``session.net(torch.from_numpy(x))`` under ``torch.inference_mode``, in the session's memory
-    order (channels-last on the CPU), back as a contiguous host array (+ sync on GPU)."""
-    import torch
-
-    net, device = session.net, getattr(session, "device", torch.device("cpu"))
-    fmt = getattr(session, "memory_format", torch.contiguous_format)
-
-    def call(x: np.ndarray) -> Any:
-        with torch.inference_mode():
-            y = net(torch.from_numpy(x).to(device).contiguous(memory_format=fmt))
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            return y.cpu().contiguous().numpy()
-
-    return call
-
-
-def _raw_onnxruntime(session: Any) -> Callable[[np.ndarray], Any]:
-    """``InferenceSession.run(None, {input: x})`` on the session's own ORT session."""
-    sess, name = session._sess, session.input_name
-
-    def call(x: np.ndarray) -> Any:
-        return sess.run(None, {name: x})[0]
-
-    return call
-
-
-def _raw_ncnn(session: Any) -> Callable[[np.ndarray], Any]:
-    """A fresh extractor, ``input(in0, Mat(x[0]))``, ``extract(out0)``, copied to NumPy.
-
-    The copy is part of the raw call: the extracted Mat points into the extractor's memory
-    and must be copied before the extractor goes (ncnn's Python binding keeps no reference).
-    """
-    import ncnn
-
-    net, in_name, out_name = session._net, session.input_name, session.output_name
-
-    def call(x: np.ndarray) -> Any:
-        src = np.ascontiguousarray(x[0])
-        ex = net.create_extractor()
-        mat = ncnn.Mat(src)
-        ex.input(in_name, mat)
-        _, out = ex.extract(out_name)
-        y = np.array(out, copy=True)
-        del out, mat, ex, src
-        return y
-
-    return call
-
-
-def _raw_executorch(session: Any) -> Callable[[np.ndarray], Any]:
-    """The loaded program's ``forward``: ``method.execute([torch.from_numpy(x)])``, output copied.
-
-    Uses the session's dynamic-shape program, or its fixed-shape program for this input's
-    shape. The copy is part of the raw call: ExecuTorch may reuse the output buffer.
-    """
-    import torch
-
-    def call(x: np.ndarray) -> Any:
-        runner = session._dynamic_runner or session._fixed_runner(int(x.shape[2]), int(x.shape[3]))
-        out = runner._method.execute([torch.from_numpy(x)])
-        return np.array(out[0].numpy(), copy=True)
-
-    return call
-
-
-#: Per backend: ``session -> (x -> output)`` calling the runtime's own API on the session's
-#: already-loaded model, with none of dermsr's checks, tiling, locking or conversions. The
-#: output is left in whatever the runtime returns when that is already host memory.
-#: Backends missing here report overhead as n/a.
-RAW_ADAPTERS: dict[str, Callable[[Any], Callable[[np.ndarray], Any]]] = {
-    "torch": _raw_torch,
-    "onnxruntime": _raw_onnxruntime,
-    "ncnn": _raw_ncnn,
-    "executorch": _raw_executorch,
-}
-
-
 def raw_runner(backend: str, session: Any) -> Callable[[np.ndarray], Any] | None:
-    """The raw-call function for ``backend``'s loaded ``session``, or None without an adapter."""
-    adapter = RAW_ADAPTERS.get(backend)
-    return None if adapter is None else adapter(session)
+    """The runtime's own call on ``session``'s loaded model (:meth:`Session.raw_call
+    <dermsr.backends.Session>`), with none of dermsr's checks, tiling, locking or conversions;
+    None when the session offers none (overhead is then reported as n/a). ``backend`` names
+    the session in errors only."""
+    return session.raw_call()  # the contract (dermsr.backends.check_session) guarantees it
 
 
 # -- one measurement --------------------------------------------------------------------------
@@ -521,9 +335,7 @@ def _worker(spec_path: str) -> int:
 
 
 def _run_isolated(spec: dict[str, Any], timeout: float | None) -> BenchResult:
-    import dermsr
-
-    src = str(Path(dermsr.__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[1])  # the folder holding the dermsr package
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
     with tempfile.TemporaryDirectory(prefix="dermsr-bench-") as tmp:
@@ -598,7 +410,7 @@ def run_benchmarks(
 # -- reporting --------------------------------------------------------------------------------
 def environment(threads: int | None = None) -> dict[str, Any]:
     """Date, CPU, peak estimate and versions, to publish next to any table."""
-    from . import __version__
+    from ._version import __version__
     from .backends import available
 
     cpu = cpu_info()

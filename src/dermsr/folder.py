@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .io import IMAGE_SUFFIXES
+from .machine import usable_cores
 
 if TYPE_CHECKING:  # pragma: no cover
     from .enhance import Enhancer
@@ -185,11 +186,7 @@ def threads_per_worker(workers: int, threads: int | None = None) -> int:
     """
     if threads is not None:
         return int(threads)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, int(workers)))
+    return max(1, usable_cores() // max(1, int(workers)))
 
 
 # -- one file ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def collect() -> dict:
-    from .. import __version__
+    from .._version import __version__
     from ..backends import available
     from ..models import DEFAULT_MODEL, builtin_model_names
 

@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..imaging import UINT_MAX as _UINT_MAX
+from ..imaging import uint_to_float
 
 __all__ = [
     "INTERPOLATIONS",
@@ -49,7 +51,6 @@ __all__ = [
     "to_nchw",
 ]
 
-_UINT_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
 
 #: Interpolation names accepted by :func:`resize` and the OpenCV flag behind each.
@@ -109,7 +110,7 @@ def check_image(image: Any, what: str = "image") -> np.ndarray:
 def to_float(image: np.ndarray) -> np.ndarray:
     """[0, 1] floats: float64 stays float64, everything else becomes float32."""
     if image.dtype in _UINT_MAX:
-        return image.astype(np.float32) / np.float32(_UINT_MAX[image.dtype])
+        return uint_to_float(image)
     return image.astype(np.float32 if image.dtype != np.float64 else np.float64, copy=True)
 
 

@@ -19,10 +19,11 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..imaging import UINT_MAX as _UINT_MAX
+from ..imaging import is_uint, uint_to_float
 
 __all__ = ["Prepared", "is_uint", "prepare", "restore", "to_uint"]
 
-_UINT_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -56,7 +57,7 @@ def _check_float(arr: np.ndarray, what: str) -> None:
 def _to_unit_float(arr: np.ndarray, what: str) -> np.ndarray:
     dt = arr.dtype
     if dt in _UINT_MAX:
-        return arr.astype(np.float32) / np.float32(_UINT_MAX[dt])
+        return uint_to_float(arr)
     if dt in _FLOATS:
         _check_float(arr, what)
         return arr.astype(np.float32, copy=False)
@@ -123,18 +124,6 @@ def _prepare_tensor(t: Any) -> Prepared:
     f = _to_unit_float(arr.numpy(), "tensor")
     x, alpha = _split_channels(np.ascontiguousarray(f))
     return Prepared(x, alpha, "torch", t.dtype, layout, c, t.device)
-
-
-def is_uint(dtype: Any) -> bool:
-    """Whether ``dtype`` is one of the integer image dtypes (uint8, uint16) results convert to.
-
-    >>> is_uint(np.uint8), is_uint(np.float32)
-    (True, False)
-    """
-    try:
-        return np.dtype(dtype) in _UINT_MAX
-    except TypeError:  # a torch dtype
-        return False
 
 
 def to_uint(y: np.ndarray, dtype: Any, *, scratch: bool = False) -> np.ndarray:

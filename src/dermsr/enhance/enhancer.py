@@ -12,16 +12,13 @@ import numpy as np
 
 from ..errors import BackendError, InputError
 from ..models import load_model
-from ..models.spec import Model
+from ..models.spec import AUTO_TILE, Model
 from . import convert
-from .registry import BackendOptions, Session, get_backend
+from .registry import BackendOptions, Session, check_session, get_backend
 from .tiling import TilePlan, plan_tiles, run_tiled
 
 __all__ = ["AUTO_TILE", "Enhancer", "check_output"]
 
-#: Tile side used by ``tile="auto"``: images up to this size run whole; larger ones are cut
-#: into tiles of at most this many low-resolution pixels a side (bounded working memory).
-AUTO_TILE = 512
 
 #: Values outside this range are not a model's overshoot but a runtime returning garbage.
 #: Real inputs can overshoot [0, 1] a lot: per-channel 0/1 noise drives the released ×4 model
@@ -165,7 +162,8 @@ class Enhancer:
         if self._session is None or self._session_pid != pid:
             with self._lock:
                 if self._session is None or self._session_pid != pid:
-                    self._session = self._backend.load(self.model, self.options)
+                    self._session = check_session(self._backend.load(self.model, self.options),
+                                                  self.backend_name)
                     self._session_pid = pid
         return self._session
 
@@ -179,10 +177,11 @@ class Enhancer:
 
     def _run_session(self, x: np.ndarray) -> np.ndarray:
         session = self.session
-        if x.shape[0] > 1 and not getattr(session, "supports_batch", False):
+        caps = session.capabilities
+        if x.shape[0] > 1 and not caps.batch:
             # a runtime that takes one image per call gets the batch one image at a time
             return np.concatenate([self._run_session(x[i : i + 1]) for i in range(x.shape[0])])
-        if getattr(session, "thread_safe", False):
+        if caps.thread_safe:
             y = session.run(x)
         else:
             with self._run_lock:
@@ -248,10 +247,10 @@ class Enhancer:
     def supports_batch(self) -> bool:
         """Whether this process's runtime session runs N > 1 images in one call.
 
-        A session declares it with a ``supports_batch = True`` attribute; sessions without the
-        attribute get one image per call.
+        Read from the session's :class:`~dermsr.backends.Capabilities` (``batch``); sessions
+        without it get one image per call.
         """
-        return bool(getattr(self.session, "supports_batch", False))
+        return self.session.capabilities.batch
 
     def enhance_batch(self, images: Any, *, batch_size: int = 8) -> Any:
         """Super-resolve many images; results equal :meth:`enhance` called on each one.

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, DermsrError, UnknownNameError
+from ..errors import BackendError, BackendUnavailableError, DermsrError, UnknownNameError
 from ..models.spec import Model
 
 __all__ = [
@@ -32,9 +32,12 @@ __all__ = [
     "Availability",
     "Backend",
     "BackendOptions",
+    "Capabilities",
     "Session",
+    "SessionBase",
     "available",
     "backend_names",
+    "check_session",
     "get_backend",
     "register",
 ]
@@ -68,14 +71,65 @@ class BackendOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a session can do, stated as data (the Enhancer and ``dermsr bench`` read only this).
+
+    ``thread_safe``: ``run`` may be called from several threads at once (else the Enhancer
+    serialises calls). ``batch``: ``run`` accepts N > 1 images in one array (else the
+    Enhancer sends them one at a time).
+    """
+
+    thread_safe: bool = False
+    batch: bool = False
+
+
 @runtime_checkable
 class Session(Protocol):
-    """A loaded model on one runtime. ``run`` must not keep references to ``x`` after it returns."""
+    """A loaded model on one runtime.
+
+    ``run(x)`` maps float32 (N, C, H, W) in [0, 1] to float32 (N, C, sH, sW) and must not keep
+    references to ``x`` after it returns. ``raw_call()`` returns the runtime's own call on the
+    already-loaded model, with none of dermsr's checks, tiling or conversions (``dermsr bench``
+    times it against ``run`` to measure dermsr's overhead), or ``None`` if there is none.
+    """
 
     backend: str
-    thread_safe: bool
+    capabilities: Capabilities
 
     def run(self, x: np.ndarray) -> np.ndarray: ...
+
+    def raw_call(self) -> Any: ...
+
+
+class SessionBase:
+    """Optional base class for a plugin's session: no capabilities claimed, no raw call.
+
+    Subclasses set ``backend``, override ``run``, and may set ``capabilities`` and override
+    ``raw_call``.
+    """
+
+    backend: str = ""
+    capabilities: Capabilities = Capabilities()
+
+    def run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def raw_call(self) -> Any:
+        return None
+
+
+def check_session(session: Any, backend: str) -> Session:
+    """``session`` if it keeps the :class:`Session` contract, else a :class:`BackendError`
+    naming the backend and what is missing (the same check for built-ins and plugins)."""
+    missing = [a for a in ("run", "raw_call") if not callable(getattr(session, a, None))]
+    caps = getattr(session, "capabilities", None)
+    if not isinstance(caps, Capabilities):
+        missing.append(f"capabilities (a dermsr.backends.Capabilities, got {type(caps).__name__})")
+    if missing:
+        raise BackendError(f"backend {backend!r} returned a session without {', '.join(missing)}; "
+                           "see dermsr.backends.Session")
+    return session
 
 
 class Backend(ABC):

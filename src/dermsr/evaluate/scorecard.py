@@ -48,9 +48,11 @@ __all__ = [
     "ImageSet",
     "format_markdown",
     "meets_targets",
+    "metric_functions",
     "parse_image_set",
     "protocol_pair",
     "scorecard",
+    "upscale",
 ]
 
 #: Degradation protocols, in table order.
@@ -92,8 +94,9 @@ def protocol_pair(path: str | Path, protocol: str, *, hr_short_side: int = 896, 
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
     """(LR, HR) float32 HWC in [0, 1] for one image under ``protocol``; ``None`` when the image
     is too small for it (thesis on an image with a short side below 896 px)."""
+    from ..data.folders import load_hr
     from ..degrade import Degrader
-    from ..train.data import as_pair, load_hr
+    from ..degrade.pairs import as_pair
 
     if protocol not in PROTOCOLS:
         raise InputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -114,6 +117,26 @@ def upscale(lr: np.ndarray, scale: int, method: str = "bicubic") -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
+def metric_functions(lpips_backbone: str | None = None) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """``{"psnr": f, "ssim": f[, "lpips": f]}`` with ``f(output, reference) -> float`` on float
+    HWC images in [0, 1] (PSNR/SSIM over RGB, data range 1). LPIPS is included when a backbone
+    is given here or through ``DERMSR_LPIPS_BACKBONE``; it never downloads."""
+    import os
+
+    from .lpips import ENV_VAR, lpips_distance
+    from .metrics import psnr, ssim
+
+    fns: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+        "psnr": lambda a, b: float(psnr(a, b, data_range=1.0)),
+        "ssim": lambda a, b: float(ssim(a, b, data_range=1.0)),
+    }
+    backbone = lpips_backbone or os.environ.get(ENV_VAR)
+    if backbone:
+        fns["lpips"] = lambda a, b: float(lpips_distance(a, b, backbone=backbone, data_range=1.0,
+                                                          allow_download=False))
+    return fns
+
+
 def meets_targets(model: dict[str, float], bicubic: dict[str, float]) -> dict[str, bool]:
     """Which of :data:`TARGETS` a model's summary meets against bicubic's."""
     out = {"psnr": model["psnr"] >= bicubic["psnr"] + TARGETS["psnr_gain_db"],
@@ -127,7 +150,7 @@ def meets_targets(model: dict[str, float], bicubic: dict[str, float]) -> dict[st
 
 def _images(sets: Sequence[ImageSet], val_fraction: float, seed: int) -> list[tuple[str, str, Path]]:
     """(group, name, path) of every image to score, in a stable order."""
-    from ..train.data import list_images, split_images
+    from ..data.folders import list_images, split_images
 
     out = []
     for s in sets:
@@ -191,7 +214,6 @@ def scorecard(
     from tqdm import tqdm
 
     from ..enhance import Enhancer
-    from ..train.metrics import metric_functions
 
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown or not protocols:

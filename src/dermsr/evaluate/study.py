@@ -31,7 +31,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -45,6 +44,10 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, InputError
 from ..export.cache import file_sha256
+from ..imaging import nchw_to_hwc as _hwc
+from ..imaging import to_float32 as _to_float01
+from ..machine import load_average as _load_average
+from ..machine import machine_info
 
 __all__ = [
     "METRICS",
@@ -143,22 +146,6 @@ class BackendRun:
 # ---------------------------------------------------------------------------------------------
 # small pure pieces
 # ---------------------------------------------------------------------------------------------
-def _hwc(x: np.ndarray) -> np.ndarray:
-    """(1, C, H, W) or (C, H, W) → (H, W, C), float32."""
-    x = np.asarray(x)
-    if x.ndim == 4:
-        x = x[0]
-    return np.ascontiguousarray(x.transpose(1, 2, 0), dtype=np.float32)
-
-
-def _to_float01(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535.0
-    return image.astype(np.float32)
-
-
 def ground_truth(hr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The HR reference at the output size: ``hr`` (HWC) resized with ``cv2.INTER_AREA``.
 
@@ -191,12 +178,9 @@ def bicubic_baseline(lr: np.ndarray, scale: int) -> np.ndarray:
     >>> b = bicubic_baseline(lr, 4); b.shape, float(b.min()), float(b.max())
     ((16, 20, 3), 0.5, 0.5)
     """
-    import cv2
+    from .scorecard import upscale
 
-    x = _hwc(lr)
-    h, w = x.shape[:2]
-    out = cv2.resize(x, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return upscale(_hwc(lr), scale, "bicubic")
 
 
 def summarise_timings(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -217,25 +201,6 @@ def summarise_timings(values: Sequence[float]) -> dict[str, float | int | None]:
         "min_s": min(v),
         "max_s": max(v),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _load_average() -> float | None:
-    """The 1-minute load average (None where the platform has none)."""
-    try:
-        return float(os.getloadavg()[0])
-    except (AttributeError, OSError):
-        return None
 
 
 def study_command(cfg: StudyConfig, out: str | os.PathLike[str]) -> str:
@@ -264,22 +229,6 @@ def study_command(cfg: StudyConfig, out: str | os.PathLike[str]) -> str:
     if not cfg.figures:
         args.append("--no-figures")
     return " ".join(shlex.quote(a) for a in args)
-
-
-def machine_info() -> dict[str, Any]:
-    """Platform, CPU model, logical cores (and those this process may use), Python."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_model": _cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "python": platform.python_version(),
-    }
 
 
 def resolve_backends(requested: Sequence[str] | None) -> tuple[list[str], list[dict[str, str]]]:

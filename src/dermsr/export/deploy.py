@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.arch import SRVGGNetCompact
-from .pte import GRAPHS
+from .graphs import GRAPHS
 
 __all__ = [
     "GRAPHS",

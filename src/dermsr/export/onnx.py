@@ -60,7 +60,7 @@ def check_tile_shape(tile_shape: object) -> tuple[int, int] | None:
 
 
 def _require(*modules: str) -> None:
-    from ..enhance.backends._common import missing_modules
+    from ..machine import missing_modules
 
     missing = missing_modules(modules)
     if missing:

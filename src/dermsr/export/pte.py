@@ -38,9 +38,11 @@ import numpy as np
 from ..errors import ExportError, InputError
 from ..io import atomic_write_bytes
 from ..models import load_model
-from ..models.spec import Model
+from ..models.spec import AUTO_TILE, Model
 from .cache import cached_artifact
+from .graphs import GRAPHS
 from .manifest import build_manifest, tool_versions, write_manifest
+from .pte_runner import load_pte
 
 __all__ = [
     "CACHE_KIND",
@@ -64,8 +66,6 @@ DEFAULT_TILE_SHAPE = (224, 224)
 TOOLS = ("executorch", "torch")
 #: Bump when the export recipe changes, so old cache entries are not reused.
 RECIPE = "xnnpack-fp32-v4"
-#: How the output stage is written (see :mod:`dermsr.export.deploy`); the first is the default.
-GRAPHS = ("residual-first", "deconv", "as-written")
 #: Name of the program's method an app calls.
 METHOD = "forward"
 
@@ -129,8 +129,6 @@ class PteSpec:
 def default_max_shape(model: Model) -> tuple[int, int]:
     """Largest window the :class:`~dermsr.Enhancer` sends with ``tile="auto"``: the auto tile
     plus the model's receptive field on both sides (548×548 for the 16-conv model)."""
-    from ..enhance.enhancer import AUTO_TILE
-
     side = AUTO_TILE + 2 * model.receptive_field
     return side, side
 
@@ -268,8 +266,6 @@ def export_pte(
             raise InputError("a fixed-shape program needs tile_shape=(height, width); got None")
         tile_shape = default_max_shape(model)
     spec = PteSpec(_shape(tile_shape, "tile_shape"), dynamic, graph)
-
-    from ..enhance.backends.executorch import load_pte
 
     folder = cached_pte(model, spec, validate=lambda f: load_pte(f / PTE_NAME, spec=spec))
     data = (folder / PTE_NAME).read_bytes()

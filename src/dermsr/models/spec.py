@@ -21,6 +21,12 @@ from ..errors import CheckpointError
 ActType = Literal["prelu", "relu", "leakyrelu"]
 ACT_TYPES: tuple[str, ...] = ("prelu", "relu", "leakyrelu")
 
+#: Tile side used by ``tile="auto"``: images up to this size run whole; larger ones are cut
+#: into tiles of at most this many low-resolution pixels a side (bounded working memory).
+#: A model fact (its tiling hint, as spandrel's descriptors carry one), so the Enhancer and the
+#: exporters that size programs for the Enhancer's windows read the same number.
+AUTO_TILE = 512
+
 _BODY_KEY = re.compile(r"^body\.(\d+)\.(weight|bias)$")
 
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from ..data.folders import Split, list_images, load_hr, split_images
+from ..degrade.pairs import as_pair, to_float
 from ..errors import InputError
 
 __all__ = [
@@ -54,61 +55,6 @@ WHOLE_IMAGE_PRESETS = frozenset({"thesis"})
 
 
 # -- image lists and the split --------------------------------------------------------------
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in ``folder`` or below it, sorted by relative path."""
-    from ..io import IMAGE_SUFFIXES
-
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"--data must be a folder of images, got {str(root)!r} (not a folder)")
-    files = sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
-    if not files:
-        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root}")
-    return files
-
-
-def _unit_hash(name: str, seed: int) -> float:
-    digest = hashlib.sha256(f"dermsr-split:{seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
-
-
-@dataclass(frozen=True)
-class Split:
-    """Image names (relative paths) for training and for validation; disjoint by construction."""
-
-    train: list[str] = field(default_factory=list)
-    val: list[str] = field(default_factory=list)
-
-
-def split_images(names: Sequence[str | Path], val_fraction: float, seed: int = 0) -> Split:
-    """Split *images* (never patches) into train/val by a seeded hash of each name.
-
-    An image goes to validation when ``sha256(seed, name)`` mapped to [0, 1) is below
-    ``val_fraction``. The decision depends only on the name and the seed, so it is stable
-    across runs, machines and the order of the list, and adding images never moves others.
-    With ``val_fraction > 0`` and at least two images, at least one image is held out and at
-    least one is kept for training. Pass names relative to the data folder (as
-    :func:`list_images` sorts them) so the split does not depend on where the folder lives.
-    """
-    if not (0.0 <= val_fraction < 1.0):
-        raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    keys = sorted({Path(n).as_posix() for n in names})
-    if len(keys) != len(names):
-        raise InputError("image names must be unique")
-    u = {k: _unit_hash(k, seed) for k in keys}
-    val = [k for k in keys if u[k] < val_fraction]
-    if val_fraction > 0 and len(keys) >= 2:
-        if not val:
-            val = [min(keys, key=u.__getitem__)]
-        if len(val) == len(keys):
-            val.remove(max(keys, key=u.__getitem__))
-    vs = set(val)
-    return Split(train=[k for k in keys if k not in vs], val=sorted(vs))
-
-
 @dataclass(frozen=True)
 class DataSource:
     """One training folder: its path, its group name (the folder's name) and, when given as
@@ -172,88 +118,6 @@ def gather_images(data: str | Sequence[str], val_fraction: float, seed: int = 0
         train += [prefix + n for n in part.train]
         val += [prefix + n for n in part.val]
     return files, Split(train=train, val=val), where
-
-
-# -- decoding and conversions ---------------------------------------------------------------
-def load_hr(path: str | Path, short_side: int = 0) -> np.ndarray:
-    """Decode an image once as RGB uint8 HWC; downsize (area) so its short side ≤ ``short_side``.
-
-    Grey images become three equal channels; alpha is dropped; 16-bit is rounded to 8-bit.
-    ``short_side=0`` keeps the full resolution. Images are never enlarged.
-    """
-    from ..io import read_image
-
-    img = read_image(path)
-    if img.dtype == np.uint16:
-        img = np.round(img.astype(np.float32) / 257.0).astype(np.uint8)
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    img = np.ascontiguousarray(img[:, :, :3])
-    h, w = img.shape[:2]
-    if short_side and min(h, w) > short_side:
-        f = short_side / min(h, w)
-        size = (max(1, round(w * f)), max(1, round(h * f)))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-    return img
-
-
-def to_float(img: Any) -> np.ndarray:
-    """uint8 / uint16 / float HWC → float32 HWC in [0, 1] (floats are clipped, not rescaled)."""
-    arr = np.asarray(img)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / np.float32(255.0)
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / np.float32(65535.0)
-    if np.issubdtype(arr.dtype, np.floating):
-        return np.clip(arr.astype(np.float32), 0.0, 1.0)
-    raise InputError(f"degradation returned a {arr.dtype} image; expected uint8, uint16 or float")
-
-
-def _hwc(img: np.ndarray) -> np.ndarray:
-    """HWC from HW, HWC, CHW-with-batch (1, C, H, W) or CHW float arrays (Degrader's NCHW output)."""
-    if img.ndim == 4:
-        if img.shape[0] != 1:
-            raise InputError(f"degradation returned a batch of {img.shape[0]} images; expected one")
-        img = img[0].transpose(1, 2, 0)
-    elif img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[2] not in (1, 3, 4):
-        img = img.transpose(1, 2, 0)
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    return img[:, :, :3]
-
-
-def as_pair(result: Any, hr_in: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """Normalise a degradation's output to float32 HWC ``(lr, hr)`` with ``hr = lr × scale``.
-
-    If the returned HR is not exactly ``scale`` × the LR: a surplus of fewer than ``scale``
-    pixels is trimmed (bottom/right); otherwise, when the aspect ratios agree within 2 %, the
-    HR is resized to ``scale`` × the LR with OpenCV's ``INTER_AREA`` (the ground truth of
-    ``dermsr study``). This is the pair the ``thesis`` protocol implies: LR = the 224² thesis
-    output, HR = the central square crop resized to 896² (= 4 × 224).
-    """
-    if isinstance(result, tuple) and len(result) == 2:
-        lr, hr = result
-    elif hasattr(result, "lr") and hasattr(result, "hr"):
-        lr, hr = result.lr, result.hr
-    else:
-        lr, hr = result, hr_in
-    lr, hr = _hwc(to_float(lr)), _hwc(to_float(hr))
-    lh, lw = lr.shape[:2]
-    th, tw = lh * scale, lw * scale
-    hh, hw = hr.shape[:2]
-    if (hh, hw) != (th, tw):
-        if th <= hh < th + scale and tw <= hw < tw + scale:
-            hr = hr[:th, :tw]
-        elif abs((hh / hw) / (th / tw) - 1.0) <= 0.02:
-            hr = np.clip(cv2.resize(hr, (tw, th), interpolation=cv2.INTER_AREA), 0.0, 1.0)
-        else:
-            raise InputError(
-                f"degradation returned LR {lw}×{lh} and HR {hw}×{hh}; expected HR {tw}×{th} "
-                f"(LR × {scale}) or the same aspect ratio"
-            )
-    return np.ascontiguousarray(lr, dtype=np.float32), np.ascontiguousarray(hr, dtype=np.float32)
 
 
 # -- degradations ---------------------------------------------------------------------------

@@ -149,14 +149,6 @@ def _set_rng_state(sampler: PairSampler, state: dict[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
 
 
-def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
-    """float32 HWC LR → bicubic ×scale (OpenCV ``INTER_CUBIC``), clipped to [0, 1]."""
-    import cv2
-
-    h, w = lr.shape[:2]
-    return np.clip(cv2.resize(lr, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
-
-
 def validation_pairs(
     images: Sequence[tuple[str, np.ndarray]],
     degradations: Sequence[Degradation],
@@ -203,7 +195,7 @@ def validation_pairs(
 def _validate(net, pairs: list[dict[str, Any]], scale: int, device, lpips_backbone: str | None = None) -> dict[str, float]:
     import torch
 
-    from .metrics import metric_functions
+    from ..evaluate.scorecard import metric_functions, upscale
 
     fns = metric_functions(lpips_backbone)
     sums: dict[str, float] = {}
@@ -212,7 +204,7 @@ def _validate(net, pairs: list[dict[str, Any]], scale: int, device, lpips_backbo
         for item in pairs:
             x = torch.from_numpy(item["lr"].transpose(2, 0, 1)[None].copy()).to(device)
             sr = net(x).clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
-            bic = bicubic_upscale(item["lr"], scale)
+            bic = upscale(item["lr"], scale, "bicubic")
             tag = item["degradation"]
             for mname, fn in fns.items():
                 for who, img in (("model", sr), ("bicubic", bic)):

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InputError
+from ..evaluate.lpips import ENV_VAR
 
 __all__ = ["CompositeLoss", "gradient_l1", "l1"]
 
 #: Environment variable naming the offline AlexNet backbone for LPIPS.
-LPIPS_BACKBONE_ENV = "DERMSR_LPIPS_BACKBONE"
+LPIPS_BACKBONE_ENV = ENV_VAR
 
 
 def l1(sr, hr):

@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from ...errors import InputError
+from ...machine import missing_modules, usable_cores
 from ..registry import Availability
 
 __all__ = ["check_batch", "default_threads", "missing_modules", "modules_availability", "reject_extra"]
 
 
 def default_threads() -> int:
-    """Cores this process may run on (its CPU affinity where the OS reports one).
+    """Cores this process may run on (:func:`dermsr.machine.usable_cores`).
 
     >>> default_threads() >= 1
     True
     """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # macOS / Windows have no sched_getaffinity
-        return max(1, os.cpu_count() or 1)
-
-
-def missing_modules(modules: Iterable[str]) -> list[str]:
-    """The import names in ``modules`` that are not installed (found without importing them).
-
-    >>> missing_modules(["numpy", "surely_not_a_module_dermsr"])
-    ['surely_not_a_module_dermsr']
-    """
-    out = []
-    for mod in modules:
-        try:
-            found = importlib.util.find_spec(mod) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            out.append(mod)
-    return out
+    return usable_cores()
 
 
 def modules_availability(

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...errors import BackendError, InputError
 from ...models.spec import Model
-from ..registry import Availability, Backend, BackendOptions
+from ..registry import Availability, Backend, BackendOptions, Capabilities
 from ._common import check_batch, default_threads, modules_availability, reject_extra
 
 __all__ = ["NcnnBackend", "NcnnSession", "check_options", "ncnn_artifact"]
@@ -65,7 +65,8 @@ class NcnnSession:
     """One loaded ``ncnn.Net``; ``run`` maps float32 (N, C, H, W) to float32 (N, C, sH, sW)."""
 
     backend = NAME
-    thread_safe = True
+    #: N > 1 images run one after another in one call
+    capabilities = Capabilities(thread_safe=True, batch=True)
 
     def __init__(
         self,
@@ -142,6 +143,28 @@ class NcnnSession:
                 )
             outs.append(y)
         return outs[0][None] if len(outs) == 1 else np.stack(outs)  # one image: no extra copy
+
+    def raw_call(self):
+        """A fresh extractor, ``input(in0, Mat(x[0]))``, ``extract(out0)``, copied to NumPy.
+
+        The copy is part of the raw call: the extracted Mat points into the extractor's memory
+        and must be copied before the extractor goes (ncnn's Python binding keeps no reference).
+        """
+        import ncnn
+
+        net, in_name, out_name = self._net, self.input_name, self.output_name
+
+        def call(x: np.ndarray):
+            src = np.ascontiguousarray(x[0])
+            ex = net.create_extractor()
+            mat = ncnn.Mat(src)
+            ex.input(in_name, mat)
+            _, out = ex.extract(out_name)
+            y = np.array(out, copy=True)
+            del out, mat, ex, src
+            return y
+
+        return call
 
 
 class NcnnBackend(Backend):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...errors import BackendError, BackendUnavailableError, InputError
 from ...models.spec import Model
-from ..registry import Availability, Backend, BackendOptions
+from ..registry import Availability, Backend, BackendOptions, Capabilities
 from ._common import check_batch, default_threads, modules_availability, reject_extra
 
 __all__ = ["OnnxRuntimeBackend", "OnnxRuntimeSession", "check_options", "onnx_artifact", "parse_ort_device"]
@@ -75,7 +75,8 @@ class OnnxRuntimeSession:
     """An ``onnxruntime.InferenceSession`` over one ONNX file (float32 NCHW in and out)."""
 
     backend = NAME
-    thread_safe = True
+    #: the exported graph has a dynamic batch axis
+    capabilities = Capabilities(thread_safe=True, batch=True)
 
     def __init__(self, path: str | Path, options: BackendOptions, *, channels: int = 3) -> None:
         import onnxruntime as ort
@@ -112,6 +113,15 @@ class OnnxRuntimeSession:
         except Exception as exc:
             raise BackendError(f"backend {NAME!r} failed running {self.path} on {x.shape}: {exc}") from exc
         return np.asarray(y, dtype=np.float32)
+
+    def raw_call(self):
+        """``InferenceSession.run(None, {input: x})`` on this session's own ORT session."""
+        sess, name = self._sess, self.input_name
+
+        def call(x: np.ndarray):
+            return sess.run(None, {name: x})[0]
+
+        return call
 
 
 class OnnxRuntimeBackend(Backend):

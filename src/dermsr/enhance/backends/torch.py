@@ -15,7 +15,8 @@ import numpy as np
 
 from ...errors import BackendUnavailableError, InputError
 from ...models.spec import Model
-from ..registry import Backend, BackendOptions
+from ..registry import Backend, BackendOptions, Capabilities
+from ._common import reject_extra
 
 __all__ = ["TorchBackend", "TorchSession"]
 
@@ -46,13 +47,13 @@ def parse_device(device: str):
 
 class TorchSession:
     backend = "torch"
-    thread_safe = True
     #: ``run`` takes N > 1 images at once (Enhancer.enhance_batch groups same-size images)
-    supports_batch = True
+    capabilities = Capabilities(thread_safe=True, batch=True)
 
     def __init__(self, model: Model, options: BackendOptions) -> None:
         import torch
 
+        reject_extra("torch", options.extra)
         self.device = parse_device(options.device)
         if options.half and self.device.type != "cuda":
             raise InputError("half=True needs a CUDA device; fp16 on the CPU is slow and inexact")
@@ -81,6 +82,22 @@ class TorchSession:
                 )
             y = self.net(t)
             return self._to_host(y)
+
+    def raw_call(self):
+        """``net(torch.from_numpy(x))`` under ``torch.inference_mode``, in the session's memory
+        order (channels-last on the CPU), back as a contiguous host array (+ sync on GPU)."""
+        import torch
+
+        net, device, fmt = self.net, self.device, self.memory_format
+
+        def call(x: np.ndarray):
+            with torch.inference_mode():
+                y = net(torch.from_numpy(x).to(device).contiguous(memory_format=fmt))
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                return y.cpu().contiguous().numpy()
+
+        return call
 
     def _to_host(self, y) -> np.ndarray:
         import torch

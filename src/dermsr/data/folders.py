@@ -1,0 +1,99 @@
+"""Folders of high-resolution images: listing, the by-image train/validation split, decoding.
+
+Used by training (``dermsr train``) and by scoring (``dermsr evaluate``), which must agree
+on which images are held out.
+
+>>> split = split_images(["a.jpg", "b.jpg", "c.jpg", "d.jpg"], 0.25, seed=0)
+>>> sorted(split.train + split.val) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+True
+>>> split == split_images(["d.jpg", "c.jpg", "b.jpg", "a.jpg"], 0.25, seed=0)
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from ..io import IMAGE_SUFFIXES, read_image
+
+__all__ = ["Split", "list_images", "load_hr", "split_images"]
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in ``folder`` or below it, sorted by relative path."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"--data must be a folder of images, got {str(root)!r} (not a folder)")
+    files = sorted(
+        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+    if not files:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root}")
+    return files
+
+
+def _unit_hash(name: str, seed: int) -> float:
+    digest = hashlib.sha256(f"dermsr-split:{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class Split:
+    """Image names (relative paths) for training and for validation; disjoint by construction."""
+
+    train: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+
+
+def split_images(names: Sequence[str | Path], val_fraction: float, seed: int = 0) -> Split:
+    """Split *images* (never patches) into train/val by a seeded hash of each name.
+
+    An image goes to validation when ``sha256(seed, name)`` mapped to [0, 1) is below
+    ``val_fraction``. The decision depends only on the name and the seed, so it is stable
+    across runs, machines and the order of the list, and adding images never moves others.
+    With ``val_fraction > 0`` and at least two images, at least one image is held out and at
+    least one is kept for training. Pass names relative to the data folder (as
+    :func:`list_images` sorts them) so the split does not depend on where the folder lives.
+    """
+    if not (0.0 <= val_fraction < 1.0):
+        raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    keys = sorted({Path(n).as_posix() for n in names})
+    if len(keys) != len(names):
+        raise InputError("image names must be unique")
+    u = {k: _unit_hash(k, seed) for k in keys}
+    val = [k for k in keys if u[k] < val_fraction]
+    if val_fraction > 0 and len(keys) >= 2:
+        if not val:
+            val = [min(keys, key=u.__getitem__)]
+        if len(val) == len(keys):
+            val.remove(max(keys, key=u.__getitem__))
+    vs = set(val)
+    return Split(train=[k for k in keys if k not in vs], val=sorted(vs))
+
+
+def load_hr(path: str | Path, short_side: int = 0) -> np.ndarray:
+    """Decode an image once as RGB uint8 HWC; downsize (area) so its short side ≤ ``short_side``.
+
+    Grey images become three equal channels; alpha is dropped; 16-bit is rounded to 8-bit.
+    ``short_side=0`` keeps the full resolution. Images are never enlarged.
+    """
+    img = read_image(path)
+    if img.dtype == np.uint16:
+        img = np.round(img.astype(np.float32) / 257.0).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    img = np.ascontiguousarray(img[:, :, :3])
+    h, w = img.shape[:2]
+    if short_side and min(h, w) > short_side:
+        f = short_side / min(h, w)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return img

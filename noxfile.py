@@ -22,6 +22,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "src", "tests", "examples", "benchmarks", "noxfile.py")
 
 
+@nox.session
+def docs_check(session: nox.Session) -> None:
+    """The docs stay true: every relative link in README.md and docs/ resolves, and every
+    docstring example in the package runs (doctests)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_docs.py", "src/dermsr", *session.posargs)
+
+
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """ASV suite, quick and offline, against the current environment (runtimes installed).

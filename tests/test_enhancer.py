@@ -255,3 +255,12 @@ def test_import_dermsr_imports_no_runtime():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("kw", [{"threads": True}, {"threads": 0}, {"tile": True}, {"tile_pad": False},
+                                {"tile_pad": -1}, {"threads": 2.0}])
+def test_bools_and_out_of_range_counts_are_refused(kw):
+    """Regression: ``Enhancer(threads=True)`` was accepted as one thread (True is an int)."""
+    name, value = next(iter(kw.items()))
+    with pytest.raises(InputError, match=rf"{name} must be .*got {value!r}"):
+        Enhancer(**kw)

@@ -66,14 +66,16 @@ def test_builtin_metadata_matches_design_facts():
     m = load_model("realesr-animevideov3-x4")
     info = m.info()
     assert (info["scale"], info["num_conv"], info["num_feat"]) == (4, 16, 64)
-    assert info["num_params"] == 621_424  # DESIGN.md
+    # conv 3→64 + PReLU(64), 16 × (conv 64→64 + PReLU(64)), conv 64→48; 3×3 kernels with biases
+    assert info["num_params"] == (3 * 64 * 9 + 64 + 64) + 16 * (64 * 64 * 9 + 64 + 64) + (64 * 48 * 9 + 48) == 621_424
     assert info["receptive_field"] == 18
     assert load_model("realesr-animevideov3-x2").scale == 2
     assert load_model("realesr-animevideov3-x3").scale == 3
 
 
 def test_general_x4v3_layout_is_inferred():
-    """realesr-general-x4v3 has 32 body convolutions and 1,213,296 parameters (DESIGN.md)."""
+    """realesr-general-x4v3 has 32 body convolutions and 1,213,296 parameters
+    ((3·64·9 + 128) + 32 · (64·64·9 + 128) + (64·48·9 + 48))."""
     config = ModelConfig(num_conv=32)
     sd = {k: np.zeros(s, np.float32) for k, s in expected_shapes(config).items()}
     got = infer_config(sd)

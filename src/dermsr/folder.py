@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError
 from .io import IMAGE_SUFFIXES
 from .machine import usable_cores
+from .validation import check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from .enhance import Enhancer
@@ -348,8 +349,7 @@ def run_jobs(
     :class:`KeyboardInterrupt`; a second one raises at once. Returns the number of jobs not
     run because too many workers died (0 normally).
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    check_int(workers, "workers", lo=1)
     queue = iter(jobs)
     if workers == 1:
         stop = _Interrupt()

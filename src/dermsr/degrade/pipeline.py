@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..validation import is_int
 from . import ops
 from .steps import Step, step_from_dict
 
@@ -211,6 +212,6 @@ def _make_rng(seed: Any) -> tuple[np.random.Generator, int | None]:
         return seed, None
     if seed is None:
         seed = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, a numpy Generator or None, got {seed!r}")
     return np.random.default_rng(int(seed)), int(seed)

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import BackendError, InputError
 from ..models import load_model
 from ..models.spec import AUTO_TILE, Model
+from ..validation import check_int, is_int
 from . import convert
 from .registry import BackendOptions, Session, check_session, get_backend
 from .tiling import TilePlan, plan_tiles, run_tiled
@@ -96,14 +97,10 @@ class Enhancer:
         **backend_options: Any,
     ) -> None:
         self.model = load_model(model)
-        if tile is not None and tile != "auto" and (
-            isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1
-        ):
+        if tile is not None and tile != "auto" and not (is_int(tile) and tile >= 1):
             raise InputError(f"tile must be 'auto', None or a positive integer, got {tile!r}")
-        if tile_pad is not None and (not isinstance(tile_pad, (int, np.integer)) or tile_pad < 0):
-            raise InputError(f"tile_pad must be None or an integer >= 0, got {tile_pad!r}")
-        if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
-            raise InputError(f"threads must be None or a positive integer, got {threads!r}")
+        check_int(tile_pad, "tile_pad", lo=0, none_ok=True)
+        threads = check_int(threads, "threads", lo=1, none_ok=True)
         self.tile = tile
         self.tile_pad = self.model.receptive_field if tile_pad is None else int(tile_pad)
         self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options))
@@ -274,8 +271,7 @@ class Enhancer:
         >>> e.enhance_batch(np.zeros((2, 3, 5, 5), np.float32)).shape
         (2, 3, 20, 20)
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_int(batch_size, "batch_size", lo=1)
         if convert._is_tensor(images):
             return self._enhance_tensor_batch(images, int(batch_size))
         if isinstance(images, np.ndarray):

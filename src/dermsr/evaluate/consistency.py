@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..validation import check_int
 
 __all__ = [
     "DEFAULT_ATOL",
@@ -224,8 +225,7 @@ def check_consistency(
     """
     if not callable(fn):
         raise InputError(f"expected a callable, got {type(fn).__name__}")
-    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
-        raise InputError(f"runs must be a positive integer, got {runs!r}")
+    check_int(runs, "runs", lo=1)
     if value_range is not None and (len(value_range) != 2 or not value_range[0] < value_range[1]):
         raise InputError(f"value_range must be None or (low, high) with low < high, got {value_range!r}")
     for label, value in (("range_tol", range_tol), ("extreme", extreme), ("atol", atol)):

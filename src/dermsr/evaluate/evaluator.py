@@ -12,12 +12,14 @@ import numpy as np
 from ..errors import InputError, UnknownNameError
 from . import consistency, visual
 from .lpips import LPIPS
+from .metric_info import FIDELITY_METRICS
 from .metrics import MSE, PSNR, SSIM, Sharpness, _check_crop
 
 __all__ = ["METRICS", "Evaluator"]
 
+
 #: Full-reference metrics :meth:`Evaluator.compare` can compute, in report order.
-METRICS = ("mse", "psnr", "ssim", "lpips")
+METRICS = FIDELITY_METRICS
 
 
 class Evaluator:

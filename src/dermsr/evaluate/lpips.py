@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailableError, CheckpointError, InputError, WeightsNotFoundError
+from ..validation import check_int
 from ._images import as_pair
 
 __all__ = [
@@ -257,8 +258,7 @@ def lpips_distance(
 
     from .metrics import _check_crop, _crop
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int(batch_size, "batch_size", lo=1)
     pair = as_pair(a, b, data_range)
     crop = _check_crop(crop_border)
     x, y = _crop(pair.a, crop), _crop(pair.b, crop)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..validation import check_int
 from ._images import Pair, as_pair, as_single
 
 __all__ = [
@@ -72,9 +73,7 @@ def _result(values: np.ndarray, batched: bool) -> float | np.ndarray:
 
 
 def _check_crop(crop_border: int) -> int:
-    if isinstance(crop_border, bool) or not isinstance(crop_border, (int, np.integer)) or crop_border < 0:
-        raise InputError(f"crop_border must be an integer >= 0, got {crop_border!r}")
-    return int(crop_border)
+    return check_int(crop_border, "crop_border", lo=0)
 
 
 def _crop(x: np.ndarray, crop_border: int) -> np.ndarray:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_bytes
+from .metric_info import FIDELITY_METRICS, METRIC_INFO
 
 __all__ = [
     "Bullets",
@@ -354,10 +355,8 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequ
 # the study report
 # ---------------------------------------------------------------------------------------------
 #: How each metric is shown in tables (results.json and the CSVs keep full precision).
-METRIC_FORMAT = {"mse": ".3e", "psnr": ".2f", "ssim": ".6f", "lpips": ".4g", "max_abs": ".3e",
-                 "mean_abs": ".3e", "sharpness": ".1f"}
-METRIC_LABEL = {"mse": "MSE", "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS",
-                "max_abs": "max |Δ|", "mean_abs": "mean |Δ|", "sharpness": "sharpness"}
+METRIC_FORMAT = {m.name: m.fmt for m in METRIC_INFO.values()}
+METRIC_LABEL = {m.name: m.label for m in METRIC_INFO.values()}
 #: The thesis's table numbers for the pairwise metrics.
 THESIS_TABLE = {"mse": 2, "psnr": 3, "ssim": 4, "lpips": 5}
 
@@ -472,7 +471,7 @@ def _pairwise_blocks(results: Mapping[str, Any]) -> list[Block]:
     return blocks
 
 
-METRICS_ORDER = ("mse", "psnr", "ssim", "lpips")
+METRICS_ORDER = FIDELITY_METRICS
 
 
 def _lpips_how(results: Mapping[str, Any]) -> str:
@@ -521,7 +520,7 @@ def _truth_blocks(results: Mapping[str, Any]) -> list[Block]:
     return blocks
 
 
-_DIRECTION = {"mse": "lower", "psnr": "higher", "ssim": "higher", "lpips": "lower"}
+_DIRECTION = {m: "higher" if METRIC_INFO[m].higher_is_better else "lower" for m in FIDELITY_METRICS}
 
 
 def _verdict_blocks(results: Mapping[str, Any]) -> list[Block]:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .metric_info import METRIC_INFO, better
 
 __all__ = [
     "BASELINES",
@@ -164,7 +165,6 @@ def _images(sets: Sequence[ImageSet], val_fraction: float, seed: int) -> list[tu
 
 def _summarise(rows: list[dict[str, Any]], metrics: Sequence[str]) -> dict[str, Any]:
     """Means, per-image win rates against bicubic and colour shifts, by group/protocol/method."""
-    higher = {"psnr": True, "ssim": True, "lpips": False}
     summary: dict[str, Any] = {}
     keys = sorted({(r["group"], r["protocol"]) for r in rows}, key=lambda k: (k[0], PROTOCOLS.index(k[1])))
     for group, protocol in keys:
@@ -179,9 +179,7 @@ def _summarise(rows: list[dict[str, Any]], metrics: Sequence[str]) -> dict[str, 
             s["images"] = len(mine)
             if m != "bicubic":
                 for k in metrics:
-                    better = [(r[k] > bic[r["image"]][k]) if higher[k] else (r[k] < bic[r["image"]][k])
-                              for r in mine]
-                    s[f"{k}_win"] = float(np.mean(better))
+                    s[f"{k}_win"] = float(np.mean([better(k, r[k], bic[r["image"]][k]) for r in mine]))
             per[m] = s
         summary.setdefault(group, {})[protocol] = per
     return summary
@@ -286,21 +284,20 @@ def _crop_figure(path: Path, lr: np.ndarray, outputs: dict[str, np.ndarray], hr:
 def format_markdown(result: dict[str, Any]) -> str:
     """The summary as Markdown: one table per (group, protocol), win rates against bicubic."""
     lines: list[str] = []
-    fmt: dict[str, Callable[[float], str]] = {"psnr": "{:.2f}".format, "ssim": "{:.4f}".format,
-                                              "lpips": "{:.4f}".format}
     for group, protos in result["summary"].items():
         for protocol, per in protos.items():
             metrics = [k for k in ("psnr", "ssim", "lpips") if k in per["bicubic"]]
             n = per["bicubic"]["images"]
             lines.append(f"**{group}, {protocol}** ({n} image{'s' if n != 1 else ''})\n")
-            head = ["method", *[k.upper() for k in metrics], *[f"{k.upper()} wins" for k in metrics],
-                    "ΔR ΔG ΔB"]
+            head = ["method", *[METRIC_INFO[k].label for k in metrics],
+                    *[f"{METRIC_INFO[k].label.split()[0]} wins" for k in metrics], "ΔR ΔG ΔB"]
             lines.append("| " + " | ".join(head) + " |")
             lines.append("|" + "---|" * len(head))
             for method, s in per.items():
                 wins = ["—" if method == "bicubic" else f"{100 * s[f'{k}_win']:.0f} %" for k in metrics]
                 shift = " ".join(f"{v:+.2f}" for v in s["shift"])
-                lines.append("| " + " | ".join([method, *[fmt[k](s[k]) for k in metrics], *wins, shift]) + " |")
+                cells = [format(s[k], METRIC_INFO[k].fmt) for k in metrics]
+                lines.append("| " + " | ".join([method, *cells, *wins, shift]) + " |")
             met = result["targets_met"][group][protocol]
             for model, verdict in met.items():
                 ok = ", ".join(f"{k} {'✔' if v else '✘'}" for k, v in verdict.items())

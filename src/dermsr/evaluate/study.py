@@ -48,6 +48,8 @@ from ..imaging import nchw_to_hwc as _hwc
 from ..imaging import to_float32 as _to_float01
 from ..machine import load_average as _load_average
 from ..machine import machine_info
+from ..validation import check_int
+from .metric_info import FIDELITY_METRICS, METRIC_INFO
 
 __all__ = [
     "METRICS",
@@ -63,9 +65,9 @@ __all__ = [
 ]
 
 #: Full-reference metrics of the study, in the thesis's table order (Tables 2-5).
-METRICS = ("mse", "psnr", "ssim", "lpips")
+METRICS = FIDELITY_METRICS
 #: Whether a larger value means closer to the reference.
-HIGHER_IS_BETTER = {"mse": False, "psnr": True, "ssim": True, "lpips": False}
+HIGHER_IS_BETTER = {m: METRIC_INFO[m].higher_is_better for m in METRICS}
 #: Name used for the bicubic baseline wherever a runtime name could appear.
 BICUBIC = "bicubic"
 #: Bump when the cache's content changes meaning.
@@ -104,24 +106,15 @@ class StudyConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name, lo in (("runs", 1), ("repeats", 2)):
-            v = getattr(self, name)
-            if v is None and name == "repeats":
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise InputError(f"{name} must be an integer >= {lo}, got {v!r}")
-        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 16:
-            raise InputError(f"size must be an integer >= 16 (the low-resolution side), got {self.size!r}")
+        check_int(self.runs, "runs", lo=1)
+        check_int(self.repeats, "repeats", lo=2, none_ok=True)
+        check_int(self.size, "size (the low-resolution side)", lo=16)
         if self.lpips_backbone is not None and not Path(self.lpips_backbone).expanduser().is_file():
             raise InputError(f"LPIPS backbone {self.lpips_backbone} does not exist; expected an AlexNet "
                              "weights file (.pth), e.g. torchvision's alexnet-owt-7be5be79.pth")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise InputError(f"seed must be an integer, got {self.seed!r}")
-        if isinstance(self.dpi, bool) or not isinstance(self.dpi, (int, np.integer)) or not 20 <= self.dpi <= 600:
-            raise InputError(f"dpi must be an integer between 20 and 600, got {self.dpi!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, (int, np.integer))
-                                         or self.threads < 1):
-            raise InputError(f"threads must be None or a positive integer, got {self.threads!r}")
+        check_int(self.seed, "seed")
+        check_int(self.dpi, "dpi", lo=20, hi=600)
+        check_int(self.threads, "threads", lo=1, none_ok=True)
 
     @property
     def n_repeats(self) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, InputError
 from ..io import atomic_write_bytes
+from ..validation import is_int
 from ._images import as_pair, as_single
 from .metrics import GREY_WEIGHTS
 
@@ -245,7 +246,7 @@ def _display(image: Any, what: str) -> np.ndarray:
 
 
 def _check_crop_box(crop: Sequence[int], h: int, w: int) -> Crop:
-    if len(crop) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in crop):
+    if len(crop) != 4 or not all(is_int(v) for v in crop):
         raise InputError(f"a crop is (top, left, height, width) in integers, got {crop!r}")
     top, left, ch, cw = (int(v) for v in crop)
     if ch < 1 or cw < 1 or top < 0 or left < 0 or top + ch > h or left + cw > w:

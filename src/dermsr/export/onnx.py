@@ -19,6 +19,7 @@ from ..errors import BackendUnavailableError, ExportError, InputError
 from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.spec import Model
+from ..validation import is_int
 from .manifest import build_manifest, write_manifest
 
 __all__ = [
@@ -51,7 +52,7 @@ def check_tile_shape(tile_shape: object) -> tuple[int, int] | None:
         return None
     try:
         h, w = tile_shape  # type: ignore[misc]
-        ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (h, w))
+        ok = all(is_int(v) and v >= 1 for v in (h, w))
     except (TypeError, ValueError):
         ok = False
     if not ok:

@@ -33,12 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import ExportError, InputError
 from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.spec import AUTO_TILE, Model
+from ..validation import is_int
 from .cache import cached_artifact
 from .graphs import GRAPHS
 from .manifest import build_manifest, tool_versions, write_manifest
@@ -74,7 +73,7 @@ def _shape(value: Any, what: str) -> tuple[int, int]:
     ok = (
         isinstance(value, (tuple, list))
         and len(value) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in value)
+        and all(is_int(v) and v >= 1 for v in value)
     )
     if not ok:
         raise InputError(f"{what} must be (height, width) with positive integers, got {value!r}")

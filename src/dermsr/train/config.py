@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from ..validation import check_int
 
 __all__ = ["LOSS_NAMES", "SCHEDULES", "TrainConfig", "parse_loss_spec"]
 
@@ -109,14 +110,11 @@ class TrainConfig:
                     "val_images", "val_patch", "save_every", "keep_checkpoints")
         for name in positive:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
+            check_int(value, name, lo=1)
         for name in ("num_conv", "val_every", "warmup", "hr_short_side", "seed"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InputError(f"{name} must be an integer >= 0, got {value!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise InputError(f"threads must be None or a positive integer, got {self.threads!r}")
+            check_int(value, name, lo=0)
+        check_int(self.threads, "threads", lo=1, none_ok=True)
         if not (self.lr > 0 and self.lr_min >= 0 and self.lr_min <= self.lr):
             raise InputError(f"need lr > 0 and 0 <= lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
         if not (0.0 < self.gamma <= 1.0):

@@ -42,6 +42,7 @@ from ...errors import InputError
 from ...export.pte import GRAPHS, PTE_NAME, PteSpec, cached_pte, default_max_shape
 from ...export.pte_runner import NAME, PteRunner, _executorch, load_pte, thread_count
 from ...models.spec import Model
+from ...validation import check_int
 from ..registry import Backend, BackendOptions, Capabilities
 from ..tiling import plan_tiles, run_tiled
 
@@ -93,10 +94,7 @@ class ExecuTorchSession:
             raise InputError(f"dynamic must be True or False, got {dynamic!r}")
         rf = model.receptive_field
         max_side = options.extra.get("max_side", default_max_shape(model)[0])
-        if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side <= 2 * rf:
-            raise InputError(
-                f"max_side must be an integer > {2 * rf} (twice the receptive field), got {max_side!r}"
-            )
+        check_int(max_side, f"max_side (more than twice the receptive field {rf})", lo=2 * rf + 1)
         graph = options.extra.get("graph", GRAPHS[0])
         if graph not in GRAPHS:
             raise InputError(f"graph must be one of {GRAPHS}, got {graph!r}")

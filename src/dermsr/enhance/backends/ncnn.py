@@ -7,7 +7,7 @@ code path, the conversion the reference study used, and the same blob names (``i
 for every model. (Real-ESRGAN's released NCNN files of the built-in model hold the same fp16
 weights; PNNX's float32 copy of them is exact.)
 
-Memory safety (see DESIGN.md): ``ncnn.Mat(array)`` wraps the NumPy buffer without owning
+Memory safety: ``ncnn.Mat(array)`` wraps the NumPy buffer without owning
 it, and the Mat returned by ``Extractor.extract`` points into the extractor's memory. So each
 call keeps its contiguous input array referenced until the output has been *copied* into a
 NumPy array, and only then lets the Mats and the extractor go. A new ``Extractor`` is made

@@ -67,7 +67,7 @@ PACKAGES: dict[str, list[str]] = {
     'dermsr.bench': [
         'BenchResult', 'CpuInfo', 'bench_backend', 'cpu_info', 'environment',
         'format_size', 'format_table', 'make_input', 'make_photo', 'parse_size', 'parse_sizes',
-        'peak_gflops', 'raw_runner', 'run_benchmarks', 'summarize',
+        'peak_gflops', 'raw_runner', 'run_benchmarks', 'summarise_timings', 'summarize',
     ],
     'dermsr.data': [
         'sample_dir', 'sample_images',

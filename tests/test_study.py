@@ -405,3 +405,45 @@ def test_report_text_is_escaped_in_html():
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "<strong>b</strong>" in page and "<code>&lt;c&gt;</code>" in page
     assert "<title>&lt;t&gt;</title>" in page
+
+
+def test_speed_is_measured_as_bench_measures_it(study, runtimes):
+    """Each runtime timed in a fresh process by dermsr bench's own code: the median is the median
+    of the recorded runs, and the report names the runtime with the lowest median as fastest."""
+    import statistics
+
+    out, results = study
+    speed = {s["backend"]: s for s in results["speed"]}
+    assert set(speed) == set(results["config"]["backends_run"])
+    for s in speed.values():
+        assert s["status"] == "ok" and len(s["times_ms"]) == results["config"]["runs"]
+        assert s["median_ms"] == pytest.approx(statistics.median(s["times_ms"]))
+        assert s["memory_method"] == "ru_maxrss delta, fresh process"
+    fastest = min(speed.values(), key=lambda s: s["median_ms"])["backend"]
+    assert f"Fastest on this machine: **{fastest}**" in (out / "report.md").read_text()
+
+
+def test_compared_models_are_scored_against_the_ground_truth(tmp_path, crop_path):
+    """--compare-models puts other models beside the runtimes' model against the ground truth:
+    its row equals an independent recomputation, and the report states its own verdict."""
+    import torch
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from dermsr import load_model
+    from dermsr.evaluate.study import run_study
+
+    results = run_study(tmp_path, images=(crop_path,), backends=("torch",), runs=1, size=SIZE, speed=False,
+                        figures=False, progress=False, model="realesr-animevideov3-x4",
+                        compare_models=("dermsr-isic-x4", "realesr-animevideov3-x4"))
+    assert results["config"]["compare_models"] == ["dermsr-isic-x4"]  # the runtimes' own model is not repeated
+    lr, _, gt, _ = _reference_images(crop_path)
+    with torch.inference_mode():
+        y = load_model("dermsr-isic-x4").to_torch()(torch.from_numpy(lr)).clamp(0, 1).numpy()[0].transpose(1, 2, 0)
+    row = next(r for r in results["ground_truth"] if r["method"] == "dermsr-isic-x4")
+    assert row["psnr"] == pytest.approx(peak_signal_noise_ratio(gt, y, data_range=1.0), abs=1e-3)
+    v = results["model_verdicts"]["dermsr-isic-x4"]
+    assert v["metrics"]["psnr"]["better"] == (row["psnr"] > next(
+        r for r in results["ground_truth"] if r["method"] == "bicubic")["psnr"])
+    report = (tmp_path / "report.md").read_text()
+    assert "For comparison, the model `dermsr-isic-x4`" in report
+    assert f"Model `dermsr-isic-x4` against the ground truth vs bicubic: **{v['verdict']}**" in report

@@ -71,6 +71,7 @@ __all__ = [
     "peak_gflops",
     "raw_runner",
     "run_benchmarks",
+    "summarise_timings",
     "summarize",
 ]
 
@@ -123,16 +124,33 @@ def make_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.rint(make_input(height, width, seed)[0].transpose(1, 2, 0) * 255).astype(np.uint8)
 
 
+def summarise_timings(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Count, mean, sample standard deviation (n-1), median, min and max of run times in
+    seconds: the one timing summary of ``dermsr bench`` and ``dermsr study``.
+
+    >>> s = summarise_timings([0.1, 0.2, 0.3])
+    >>> round(s["mean_s"], 6), round(s["std_s"], 6), s["median_s"], s["n"]
+    (0.2, 0.1, 0.2, 3)
+    """
+    v = [float(t) for t in values]
+    if not v:
+        return {"n": 0, "mean_s": None, "std_s": None, "median_s": None, "min_s": None, "max_s": None}
+    return {
+        "n": len(v),
+        "mean_s": statistics.fmean(v),
+        "std_s": statistics.stdev(v) if len(v) > 1 else 0.0,
+        "median_s": statistics.median(v),
+        "min_s": min(v),
+        "max_s": max(v),
+    }
+
+
 def summarize(times_ms: Sequence[float]) -> dict[str, float]:
-    """Median, min, max and mean of timings in milliseconds."""
+    """Median, min, max and mean of timings in milliseconds (:func:`summarise_timings`)."""
     if not times_ms:
         raise InputError("no timings to summarise")
-    return {
-        "median_ms": float(statistics.median(times_ms)),
-        "min_ms": float(min(times_ms)),
-        "max_ms": float(max(times_ms)),
-        "mean_ms": float(statistics.fmean(times_ms)),
-    }
+    s = summarise_timings([t / 1000.0 for t in times_ms])
+    return {f"{k}_ms": float(s[f"{k}_s"]) * 1000.0 for k in ("median", "min", "max", "mean")}
 
 
 # -- raw runtime calls ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ._options import TILE_HELP, parse_tile
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -31,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="runtime threads, or a comma list such as 1,2 (default: the runtime's default)")
     p.add_argument("--model", default=None, help="built-in model name or weights file (default model if omitted)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (backends that support it)")
-    p.add_argument("--tile", default="auto", help="tile side, 'auto' (default) or 'none'")
+    p.add_argument("--tile", default="auto", help=TILE_HELP)
     p.add_argument("--no-raw", action="store_true", help="skip the raw runtime call comparison")
     p.add_argument("--input", choices=("float32", "uint8"), default="float32",
                    help="float32: time Enhancer.run on an NCHW tensor (default); uint8: time "
@@ -66,17 +67,6 @@ def _threads(text: str | None) -> list[int | None]:
     return out
 
 
-def _tile(text: str) -> int | str | None:
-    if text in ("auto",):
-        return "auto"
-    if text.lower() == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"--tile must be a positive integer, 'auto' or 'none', got {text!r}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from ..bench import environment, format_table, parse_sizes, run_benchmarks
     from ..io import atomic_write_bytes
@@ -95,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     env = environment()
     results = run_benchmarks(
         backends, sizes, model=args.model, repeat=args.repeat, warmup=args.warmup,
-        threads=threads, device=args.device, tile=_tile(args.tile), raw=not args.no_raw,
+        threads=threads, device=args.device, tile=parse_tile(args.tile), raw=not args.no_raw,
         peak=args.peak_gflops, isolate=not args.in_process, progress=progress, input_dtype=args.input,
     )
     cpu = env["cpu"]

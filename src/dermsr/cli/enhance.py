@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ._options import TILE_HELP, parse_tile
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="built-in model name or weights file (default: realesr-animevideov3-x4)")
     p.add_argument("--backend", default="torch", help="torch, onnxruntime, ncnn, executorch or auto")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--tile", default="auto", help="tile side in input pixels, 'auto' or 'none'")
+    p.add_argument("--tile", default="auto", help=TILE_HELP)
     p.add_argument("--threads", type=int, default=None,
                    help="runtime threads per worker (default: usable cores // workers)")
     p.add_argument("--workers", type=int, default=1,
@@ -41,18 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def parse_tile(value: str) -> int | str | None:
-    if value in ("auto", "none", "None", "0"):
-        return None if value in ("none", "None", "0") else "auto"
-    try:
-        tile = int(value)
-    except ValueError:
-        raise InputError(f"--tile expects a positive integer, 'auto' or 'none', got {value!r}") from None
-    if tile < 1:
-        raise InputError(f"--tile expects a positive integer, 'auto' or 'none', got {value!r}")
-    return tile
 
 
 def collect_inputs(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:

@@ -10,13 +10,18 @@ from ..errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..evaluate.study import StudyConfig
+    from ..models import DEFAULT_MODEL
+
+    d = StudyConfig  # every default below is read from the config, so the two cannot drift
     p = sub.add_parser(
         "study",
         help="compare the runtimes on degraded images and write a report",
         description="Degrade images with the thesis pipeline, enhance them on every runtime, "
         "and write report.md, a self-contained report.html, results.json and CSV files: "
         "pairwise agreement (MSE/PSNR/SSIM/LPIPS), scores against the ground truth with a "
-        "bicubic baseline, inference times, repeated-run consistency and figures.",
+        "bicubic baseline and the models compared, inference times measured as dermsr bench "
+        "measures them, repeated-run consistency and figures.",
     )
     p.add_argument("images", nargs="*", type=Path, metavar="IMAGE",
                    help="image files or folders (default: the three bundled ISIC images)")
@@ -25,19 +30,24 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--backends", default=None,
                    help="comma-separated runtimes, e.g. torch,ncnn,executorch,onnxruntime "
                    "(default: every registered runtime; unavailable ones are skipped with a note)")
-    p.add_argument("--runs", type=int, default=5, help="timed inference runs per runtime and image (default 5)")
-    p.add_argument("--repeats", type=int, default=None,
+    p.add_argument("--runs", type=int, default=d.runs, help=f"timed inference runs per runtime (default {d.runs})")
+    p.add_argument("--repeats", type=int, default=d.repeats,
                    help="repeated runs compared by the consistency check (default: same as --runs, at least 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the degradation (default 0)")
-    p.add_argument("--size", type=int, default=224,
-                   help="side of the degraded low-resolution input in pixels (default 224, the thesis's)")
-    p.add_argument("--model", default=None, help="built-in model name or weights file (default: realesr-animevideov3-x4)")
-    p.add_argument("--lpips-backbone", default=None, metavar="PATH",
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the degradation (default {d.seed})")
+    p.add_argument("--size", type=int, default=d.size,
+                   help=f"side of the degraded low-resolution input in pixels (default {d.size}, the thesis's)")
+    p.add_argument("--model", default=d.model, help=f"built-in model name or weights file (default: {DEFAULT_MODEL})")
+    p.add_argument("--compare-models", default=",".join(d.compare_models), metavar="M1,M2",
+                   help="further models scored against the ground truth and bicubic on the reference runtime, "
+                   f"or 'none' (default: {','.join(d.compare_models)}, the reference study's weights)")
+    p.add_argument("--lpips-backbone", default=d.lpips_backbone, metavar="PATH",
                    help="AlexNet weights for LPIPS (default: $DERMSR_LPIPS_BACKBONE, then torchvision's cache)")
-    p.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's own)")
+    p.add_argument("--threads", type=int, default=d.threads, help="runtime threads (default: the runtime's own)")
+    p.add_argument("--no-speed", action="store_true",
+                   help="skip the fresh-process timing of each runtime (the dermsr bench method)")
     p.add_argument("--no-resume", action="store_true",
                    help="recompute everything instead of reusing OUT/cache from an earlier run")
-    p.add_argument("--dpi", type=int, default=80, help="resolution of the figures (default 80)")
+    p.add_argument("--dpi", type=int, default=d.dpi, help=f"resolution of the figures (default {d.dpi})")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -68,9 +78,11 @@ def run(args: argparse.Namespace) -> int:
         backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
         if not backends:
             raise InputError("--backends expects comma-separated runtime names, got an empty list")
+    compare = tuple(m.strip() for m in args.compare_models.split(",") if m.strip() and m.strip() != "none")
     config = StudyConfig(
         images=_images(args.images), backends=backends, runs=args.runs, repeats=args.repeats,
         seed=args.seed, size=args.size, model=args.model, lpips_backbone=args.lpips_backbone, threads=args.threads,
+        compare_models=compare, speed=not args.no_speed,
         resume=not args.no_resume, figures=not args.no_figures, dpi=args.dpi, progress=not args.quiet,
     )
     results = run_study(args.out, config)

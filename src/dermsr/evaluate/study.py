@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bench import summarise_timings
 from ..errors import BackendUnavailableError, InputError
 from ..export.cache import file_sha256
 from ..imaging import nchw_to_hwc as _hwc
@@ -81,8 +82,12 @@ class StudyConfig:
     ``backends=None`` means every registered backend (unavailable ones are skipped with the
     reason). ``repeats`` (default: ``runs``, at least 2) is how many raw runs the consistency
     check compares. ``size`` is the side of the low-resolution input (the thesis's 224).
-    ``model`` is anything :func:`dermsr.models.load_model` accepts (default: the built-in
-    ``realesr-animevideov3-x4``). ``lpips_backbone``: AlexNet weights for LPIPS (else
+    ``model`` is anything :func:`dermsr.models.load_model` accepts (default: the library's
+    default model); it runs on every runtime. ``compare_models`` are further models scored
+    against the ground truth and bicubic on the reference runtime (default: the reference
+    study's released weights, ``realesr-animevideov3-x4``; skipped when it is ``model``), so
+    one report says which model helps. ``speed`` times each runtime as ``dermsr bench`` does
+    (a fresh process per runtime, one warm-up, the median of ``runs`` runs). ``lpips_backbone``: AlexNet weights for LPIPS (else
     ``$DERMSR_LPIPS_BACKBONE``, torchvision's cache or download; if none works LPIPS is
     skipped and the report says so).
 
@@ -100,6 +105,8 @@ class StudyConfig:
     lpips_backbone: str | None = None
     threads: int | None = None
     reference: str = "torch"
+    compare_models: tuple[str, ...] = ("realesr-animevideov3-x4",)
+    speed: bool = True
     resume: bool = True
     figures: bool = True
     dpi: int = 80
@@ -115,6 +122,8 @@ class StudyConfig:
         check_int(self.seed, "seed")
         check_int(self.dpi, "dpi", lo=20, hi=600)
         check_int(self.threads, "threads", lo=1, none_ok=True)
+        if isinstance(self.compare_models, str) or not all(isinstance(m, str) for m in self.compare_models):
+            raise InputError(f"compare_models must be a tuple of model names or files, got {self.compare_models!r}")
 
     @property
     def n_repeats(self) -> int:
@@ -176,26 +185,6 @@ def bicubic_baseline(lr: np.ndarray, scale: int) -> np.ndarray:
     return upscale(_hwc(lr), scale, "bicubic")
 
 
-def summarise_timings(values: Sequence[float]) -> dict[str, float | int | None]:
-    """Mean, sample standard deviation (n-1), median, min and max of run times in seconds.
-
-    >>> s = summarise_timings([0.1, 0.2, 0.3])
-    >>> round(s["mean_s"], 6), round(s["std_s"], 6), s["median_s"], s["n"]
-    (0.2, 0.1, 0.2, 3)
-    """
-    v = [float(t) for t in values]
-    if not v:
-        return {"n": 0, "mean_s": None, "std_s": None, "median_s": None, "min_s": None, "max_s": None}
-    return {
-        "n": len(v),
-        "mean_s": statistics.fmean(v),
-        "std_s": statistics.stdev(v) if len(v) > 1 else 0.0,
-        "median_s": statistics.median(v),
-        "min_s": min(v),
-        "max_s": max(v),
-    }
-
-
 def study_command(cfg: StudyConfig, out: str | os.PathLike[str]) -> str:
     """The ``dermsr study`` command line that repeats ``cfg``.
 
@@ -219,6 +208,10 @@ def study_command(cfg: StudyConfig, out: str | os.PathLike[str]) -> str:
             args += [flag, str(value)]
     if cfg.dpi != StudyConfig.dpi:
         args += ["--dpi", str(cfg.dpi)]
+    if tuple(cfg.compare_models) != StudyConfig.compare_models:
+        args += ["--compare-models", ",".join(cfg.compare_models) or "none"]
+    if not cfg.speed:
+        args.append("--no-speed")
     if not cfg.figures:
         args.append("--no-figures")
     return " ".join(shlex.quote(a) for a in args)
@@ -508,6 +501,8 @@ def run_study(out: str | os.PathLike[str], config: StudyConfig | None = None, **
             + "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
         )
     model = load_model(cfg.model)
+    reference = cfg.reference if cfg.reference in backends else backends[0]
+    compare = [m for m in dict.fromkeys(cfg.compare_models) if load_model(m).sha256 != model.sha256]
     degrader = Degrader.preset("thesis", size=cfg.size)
     scorer = _Scorer(cfg.lpips_backbone)
     repeats = cfg.n_repeats
@@ -521,7 +516,8 @@ def run_study(out: str | os.PathLike[str], config: StudyConfig | None = None, **
     notes: list[str] = []
     dead: dict[str, str] = {}
 
-    steps_per_image = len(backends) + 2 + (1 if cfg.figures else 0)
+    steps_per_image = len(backends) + len(compare) + 2 + (1 if cfg.figures else 0)
+    comparers: dict[str, Any] = {}
     bar = _progress(len(paths) * steps_per_image, cfg.progress)
     try:
         for path, name in zip(paths, names, strict=True):
@@ -565,11 +561,24 @@ def run_study(out: str | os.PathLike[str], config: StudyConfig | None = None, **
                     outputs[backend] = _hwc(run.output)
                 bar.update(1)
 
+            others: dict[str, np.ndarray] = {}
+            for m in compare:  # further models, on the reference runtime, against the ground truth
+                bar.set_postfix_str(f"{name}: {m}")
+                try:
+                    if m not in comparers:
+                        from ..enhance import Enhancer
+
+                        comparers[m] = Enhancer(m, backend=reference, threads=cfg.threads)
+                    others[m] = _hwc(comparers[m].run(x))
+                except Exception as exc:  # a model that cannot run is reported, not fatal
+                    notes.append(f"model {m} could not run on {reference} for {name}: {type(exc).__name__}: {exc}")
+                bar.update(1)
+
             bar.set_postfix_str(f"{name}: metrics")
             for a, b in itertools.combinations([n for n in backends if n in outputs], 2):
                 pairwise.append({"image": name, "a": a, "b": b, **scorer.compare(outputs[a], outputs[b])})
             truth.append({"image": name, "method": "ground truth", "sharpness": scorer.sharpness(gt)})
-            for method, y in [*outputs.items(), (BICUBIC, baseline)]:
+            for method, y in [*outputs.items(), *others.items(), (BICUBIC, baseline)]:
                 truth.append({"image": name, "method": method, **scorer.compare(y, gt),
                               "sharpness": scorer.sharpness(y)})
             bar.update(1)
@@ -589,8 +598,22 @@ def run_study(out: str | os.PathLike[str], config: StudyConfig | None = None, **
             "study); their timings come from the run that computed them. Delete that folder, or "
             "pass --no-resume, to measure everything again."
         )
-    results = _assemble(cfg, out_dir, model, degrader, scorer, backends, skipped, image_rows, runs,
-                        pairwise, truth, figures, notes, load_before)
+    speed: list[dict[str, Any]] = []
+    run_backends = [b for b in backends if any(r.backend == b and r.output is not None for r in runs)]
+    if cfg.speed and run_backends:
+        from ..bench import run_benchmarks
+
+        bar = _progress(len(run_backends), cfg.progress)
+        bar.set_postfix_str("speed, each runtime in a fresh process")
+        speed = [r.to_dict() for r in run_benchmarks(
+            run_backends, [(cfg.size, cfg.size)], model=model, repeat=cfg.runs, warmup=1, threads=cfg.threads,
+            tile=None, raw=False, progress=lambda _r: bar.update(1))]
+        bar.close()
+    collected = _Collected(model=model, degrader=degrader, scorer=scorer, backends=backends, skipped=skipped,
+                           images=image_rows, runs=runs, pairwise=pairwise, truth=truth, figures=figures,
+                           notes=notes, load_before=load_before, compare=compare, reference=reference,
+                           speed=speed)
+    results = _assemble(cfg, out_dir, collected)
     results["wall_time_s"] = time.perf_counter() - wall0
     write_report(results, out_dir)
     return results
@@ -642,8 +665,31 @@ def _draw_figures(out_dir: Path, name: str, lr: np.ndarray, gt: np.ndarray, base
     return made
 
 
-def _assemble(cfg, out_dir, model, degrader, scorer, backends, skipped, image_rows, runs, pairwise,
-              truth, figures, notes, load_before) -> dict[str, Any]:
+@dataclass
+class _Collected:
+    """Everything a study measured, before it becomes results.json."""
+
+    model: Any
+    degrader: Any
+    scorer: Any
+    backends: list[str]
+    skipped: list[dict[str, str]]
+    images: list[dict[str, Any]]
+    runs: list[BackendRun]
+    pairwise: list[dict[str, Any]]
+    truth: list[dict[str, Any]]
+    figures: list[dict[str, Any]]
+    notes: list[str]
+    load_before: float | None
+    compare: list[str]
+    reference: str
+    speed: list[dict[str, Any]]
+
+
+def _assemble(cfg: StudyConfig, out_dir: Path, c: _Collected) -> dict[str, Any]:
+    """The study's results as JSON-ready data (the one place they become a dict)."""
+    model, degrader, scorer, backends, skipped = c.model, c.degrader, c.scorer, c.backends, c.skipped
+    image_rows, runs, pairwise, truth, figures, notes = c.images, c.runs, c.pairwise, c.truth, c.figures, c.notes
     run_backends = [b for b in backends if any(r.backend == b and r.output is not None for r in runs)]
     failed = []
     for b in backends:
@@ -686,21 +732,28 @@ def _assemble(cfg, out_dir, model, degrader, scorer, backends, skipped, image_ro
             "ground_truth": "central square crop (the degrader's hr) resized to the output size with cv2.INTER_AREA",
             "baseline": "low-resolution input resized ×scale with cv2.INTER_CUBIC, clipped to [0, 1]",
             "timing": "initialisation = Enhancer construction + runtime load + first run; then `runs` calls of "
-                      "Enhancer.run on the prepared float32 NCHW tensor, each timed with time.perf_counter",
+                      "Enhancer.run on the prepared float32 NCHW tensor, each timed with time.perf_counter, "
+                      "all runtimes in this one process",
+            "speed": "dermsr bench's method: each runtime in a fresh process, initialisation, one warm-up run, "
+                     "then `runs` timed Enhancer.run calls on a size×size input; median",
+            "compare_models": c.compare,
+            "compare_backend": c.reference,
             "consistency_range": list(_sane_range()),
             "lpips": {"computed": scorer.has_lpips, "backbone": scorer.lpips_source, "reason": scorer.lpips_error},
             "runtimes": _runtime_versions(),
-            "machine": {**machine_info(), "load_average_start": load_before,
+            "machine": {**machine_info(), "load_average_start": c.load_before,
                         "load_average_end": _load_average()},
         },
         "run_errors": run_errors,
         "timing": timing,
         "timing_summary": timing_summary,
+        "speed": c.speed,
         "pairwise": pairwise,
         "ground_truth": truth,
         "consistency": consistency,
         "verdict": enhancement_verdict(truth, verdict_for),
         "verdicts": {b: enhancement_verdict(truth, b) for b in run_backends},
+        "model_verdicts": {m: enhancement_verdict(truth, m) for m in c.compare},
         "figures": figures,
         "notes": notes,
     }

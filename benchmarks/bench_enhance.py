@@ -1,13 +1,16 @@
 """ASV benchmarks: every registered runtime × input size, time, peak memory and quality.
 
-Run offline against the installed environment (see docs/performance.md)::
+Compare two commits, or run against the installed environment (see docs/performance.md)::
 
     asv machine --yes
+    asv continuous --quick HEAD~1 HEAD
     asv run --quick --environment existing:same
 
-Backends come from dermsr's plugin registry, so a new runtime is benchmarked as soon as it is
-registered. A backend that cannot run here is *skipped*: ``setup`` raises
-``NotImplementedError``, which ASV reports as skipped rather than failed.
+The parameter lists are fixed (the built-in runtimes and ``auto``), so every commit is
+benchmarked over the same cells and ``asv continuous`` can compare them. A cell that cannot
+run at a commit — a runtime not installed, or an API this commit of dermsr does not have — is
+*skipped*: ``setup`` raises ``NotImplementedError``, which ASV reports as skipped, not
+failed. dermsr is imported inside the functions for the same reason.
 
 - ``EnhanceSuite``: 224 and 512 untiled (the model on the whole image), ``time_``/``peakmem_``.
 - ``PhotoSuite``: a 2048×1536 uint8 phone photo through ``enhance`` (``tile="auto"``: 512-pixel
@@ -22,25 +25,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from dermsr.backends import backend_names, get_backend
-from dermsr.bench import bench_backend, make_input, make_photo, parse_size
-
-BACKENDS = list(backend_names())
+#: The runtimes benchmarked, fixed so that every commit has the same cells.
+BACKENDS = ["torch", "onnxruntime", "ncnn", "executorch"]
 QUALITY_SIZE = 224
 PHOTO_SIZE = "2048x1536"
+
+
+def _api():
+    """dermsr's benchmark helpers, or NotImplementedError (ASV: skip) at a commit without them."""
+    try:
+        from dermsr import bench
+
+        return bench.bench_backend, bench.make_input, bench.make_photo, bench.parse_size
+    except (ImportError, AttributeError) as exc:
+        raise NotImplementedError(f"this commit of dermsr lacks the benchmark API: {exc}") from exc
 
 
 def require(backend: str) -> str:
     """The concrete backend name, or NotImplementedError (ASV: skip) if it cannot run here."""
     from dermsr import Enhancer
-    from dermsr.errors import DermsrError
+    from dermsr.backends import get_backend
+    from dermsr.errors import DermsrError, UnknownNameError
 
     if backend == "auto":
         try:
             return Enhancer(backend="auto").backend_name
         except DermsrError as exc:
             raise NotImplementedError(f"auto: {exc}") from exc
-    a = get_backend(backend).availability()
+    try:
+        a = get_backend(backend).availability()
+    except UnknownNameError as exc:
+        raise NotImplementedError(str(exc)) from exc
     if not a.available:
         raise NotImplementedError(f"{backend} unavailable: {a.reason}")
     return backend
@@ -68,6 +83,7 @@ class EnhanceSuite:
 
     def setup(self, backend: str, size: str) -> None:
         require(backend)
+        _, make_input, _, parse_size = _api()
         h, w = parse_size(size)
         self.x = make_input(h, w)
         self.enhancer = _enhancer(backend, None)
@@ -94,6 +110,7 @@ class PhotoSuite:
 
     def setup(self, backend: str) -> None:
         require(backend)
+        _, make_input, make_photo, parse_size = _api()
         h, w = parse_size(PHOTO_SIZE)
         self.image = make_photo(h, w)
         self.enhancer = _enhancer(backend, "auto")
@@ -161,6 +178,7 @@ class OverheadSuite:
         require(backend)
 
     def track_overhead(self, backend: str) -> float:
+        bench_backend = _api()[0]
         r = bench_backend(backend, size=(QUALITY_SIZE, QUALITY_SIZE), repeat=5, tile=None)
         if r.overhead is None:
             raise NotImplementedError(r.reason or r.overhead_note or "no overhead figure")

@@ -1,5 +1,8 @@
 """Benchmark core: latency, initialisation, throughput, memory, overhead and arithmetic per runtime.
 
+(Over 400 lines on purpose: the measurement, the fresh-process grid that runs it and the
+table that prints it share one result record and are read together when a figure is doubted.)
+
 One function measures one backend on one input size (:func:`bench_backend`); one runs a grid,
 each cell in a fresh Python process so peak memory and initialisation are honest
 (:func:`run_benchmarks`); :func:`format_table` prints the grid like Table 1 of the reference

@@ -1,5 +1,8 @@
 """Pure degradation operations on images as users hold them.
 
+(Longer than most modules on purpose: a flat catalogue of independent pure functions, each
+with its docstring and example, that the steps call by name.)
+
 Every function takes an image as a NumPy array — ``(H, W)`` grey or ``(H, W, C)`` with
 C = 1, 3 (RGB) or 4 (RGBA) — of dtype uint8, uint16, float32 or float64 (floats in [0, 1])
 and returns the same layout and dtype. Nothing is changed in place.

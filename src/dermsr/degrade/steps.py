@@ -1,5 +1,8 @@
 """Degradation steps: small frozen configs that apply the pure functions of :mod:`.ops`.
 
+(Longer than most modules on purpose: one small class per step, each with its validation,
+reads best as one catalogue; splitting it would scatter the step registry.)
+
 A step is a frozen dataclass whose fields are its whole configuration (validated and
 normalised on construction, so equal configs compare and serialise equal). Calling it,
 

@@ -1,5 +1,8 @@
 """Full-reference metrics (MSE, PSNR, SSIM) and a no-reference sharpness score.
 
+(Longer than most modules on purpose: each metric is a function plus its options class, and
+the SSIM variants used in papers are documented beside the one implementation.)
+
 Every metric is a function plus a small class that holds its options. Inputs are what users
 hold (see :mod:`dermsr.evaluate._images`): NumPy arrays (H, W) / (H, W, C), or (N, C, H, W)
 batches; torch tensors (H, W), (C, H, W) or (N, C, H, W); uint8, uint16 or float in [0, 1].

@@ -1,5 +1,8 @@
 """The training loop: Adam, cosine/step schedule, EMA, atomic checkpoints, exact resume.
 
+(A little over 400 lines on purpose: exact resume needs the loop, the checkpoint format and
+the RNG state handling side by side.)
+
 A checkpoint is an ordinary Real-ESRGAN-style file — ``params_ema`` (the EMA weights, which
 :func:`dermsr.models.load_model` prefers, as Real-ESRGAN's releases do) and ``params`` — plus
 a ``train_state`` entry (step, optimiser, RNG states, config) that only resuming reads. Every

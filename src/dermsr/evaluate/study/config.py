@@ -1,0 +1,130 @@
+"""What a study runs: its configuration, the command line that repeats it, and one runtime's record on one image."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import InputError
+from ...validation import check_int
+from ..metric_info import FIDELITY_METRICS, METRIC_INFO
+
+#: Full-reference metrics of the study, in the thesis's table order (Tables 2-5).
+METRICS = FIDELITY_METRICS
+
+#: Whether a larger value means closer to the reference.
+HIGHER_IS_BETTER = {m: METRIC_INFO[m].higher_is_better for m in METRICS}
+
+#: Name used for the bicubic baseline wherever a runtime name could appear.
+BICUBIC = "bicubic"
+
+#: Bump when the cache's content changes meaning.
+_CACHE_VERSION = 1
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What to study. Defaults reproduce the thesis on the bundled images.
+
+    ``backends=None`` means every registered backend (unavailable ones are skipped with the
+    reason). ``repeats`` (default: ``runs``, at least 2) is how many raw runs the consistency
+    check compares. ``size`` is the side of the low-resolution input (the thesis's 224).
+    ``model`` is anything :func:`dermsr.models.load_model` accepts (default: the library's
+    default model); it runs on every runtime. ``compare_models`` are further models scored
+    against the ground truth and bicubic on the reference runtime (default: the reference
+    study's released weights, ``realesr-animevideov3-x4``; skipped when it is ``model``), so
+    one report says which model helps. ``speed`` times each runtime as ``dermsr bench`` does
+    (a fresh process per runtime, one warm-up, the median of ``runs`` runs). ``lpips_backbone``: AlexNet weights for LPIPS (else
+    ``$DERMSR_LPIPS_BACKBONE``, torchvision's cache or download; if none works LPIPS is
+    skipped and the report says so).
+
+    >>> StudyConfig(runs=3).n_repeats, StudyConfig(runs=1).n_repeats, StudyConfig(repeats=7).n_repeats
+    (3, 2, 7)
+    """
+
+    images: tuple[Path, ...] = ()
+    backends: tuple[str, ...] | None = None
+    runs: int = 5
+    repeats: int | None = None
+    seed: int = 0
+    size: int = 224
+    model: Any = None
+    lpips_backbone: str | None = None
+    threads: int | None = None
+    reference: str = "torch"
+    compare_models: tuple[str, ...] = ("realesr-animevideov3-x4",)
+    speed: bool = True
+    resume: bool = True
+    figures: bool = True
+    dpi: int = 80
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_int(self.runs, "runs", lo=1)
+        check_int(self.repeats, "repeats", lo=2, none_ok=True)
+        check_int(self.size, "size (the low-resolution side)", lo=16)
+        if self.lpips_backbone is not None and not Path(self.lpips_backbone).expanduser().is_file():
+            raise InputError(f"LPIPS backbone {self.lpips_backbone} does not exist; expected an AlexNet "
+                             "weights file (.pth), e.g. torchvision's alexnet-owt-7be5be79.pth")
+        check_int(self.seed, "seed")
+        check_int(self.dpi, "dpi", lo=20, hi=600)
+        check_int(self.threads, "threads", lo=1, none_ok=True)
+        if isinstance(self.compare_models, str) or not all(isinstance(m, str) for m in self.compare_models):
+            raise InputError(f"compare_models must be a tuple of model names or files, got {self.compare_models!r}")
+
+    @property
+    def n_repeats(self) -> int:
+        return max(2, self.runs) if self.repeats is None else int(self.repeats)
+
+@dataclass
+class BackendRun:
+    """One runtime on one image: its output, timings and consistency numbers."""
+
+    backend: str
+    image: str
+    output: np.ndarray | None  # float32 (1, 3, H, W) of the first timed Enhancer.run
+    init_s: float | None = None
+    runs_s: list[float] = field(default_factory=list)
+    consistency: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # the runtime could not be loaded
+    errors: list[str] = field(default_factory=list)  # runs that raised (corrupted output ...)
+    cached: bool = False
+
+def study_command(cfg: StudyConfig, out: str | os.PathLike[str]) -> str:
+    """The ``dermsr study`` command line that repeats ``cfg``.
+
+    >>> study_command(StudyConfig(backends=("torch",), runs=2), "out")
+    'dermsr study --out out --backends torch --runs 2 --seed 0'
+    """
+    import shlex
+
+    args = ["dermsr", "study", *(str(p) for p in cfg.images), "--out", str(out)]
+    if cfg.backends is not None:
+        args += ["--backends", ",".join(cfg.backends)]
+    args += ["--runs", str(cfg.runs)]
+    if cfg.repeats is not None:
+        args += ["--repeats", str(cfg.repeats)]
+    args += ["--seed", str(cfg.seed)]
+    if cfg.size != StudyConfig.size:
+        args += ["--size", str(cfg.size)]
+    for flag, value in (("--model", getattr(cfg.model, "name", cfg.model)), ("--lpips-backbone", cfg.lpips_backbone),
+                        ("--threads", cfg.threads)):
+        if value is not None:
+            args += [flag, str(value)]
+    if cfg.dpi != StudyConfig.dpi:
+        args += ["--dpi", str(cfg.dpi)]
+    if tuple(cfg.compare_models) != StudyConfig.compare_models:
+        args += ["--compare-models", ",".join(cfg.compare_models) or "none"]
+    if not cfg.speed:
+        args.append("--no-speed")
+    if not cfg.figures:
+        args.append("--no-figures")
+    return " ".join(shlex.quote(a) for a in args)
+
+def _dermsr_version() -> str:
+    from ..._version import __version__
+
+    return __version__

@@ -709,3 +709,22 @@ def test_export_rejects_bad_tile(tmp_path, capsys):
     assert main(["export", "--format", "ncnn", "--out", str(tmp_path), "--tile", "0", "8"]) == 2
     assert "tile_shape" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_duplicate_names_are_the_same_error_for_backends_and_models():
+    """Registering a taken name is an InputError (a DermsrError and a ValueError) for backends
+    and models alike; before, a backend raised a bare DermsrError and a model a bare ValueError."""
+    from dermsr.errors import DermsrError
+    from dermsr.models import register_model
+
+    class Dup(Backend):
+        name = "torch"
+        runtime_module = "torch"
+
+        def load(self, model, options):  # pragma: no cover - never loaded
+            raise AssertionError
+
+    for call in (lambda: register(Dup), lambda: register_model("dermsr-isic-x4", "dup", lambda: None)):
+        with pytest.raises(InputError, match="already registered") as info:
+            call()
+        assert isinstance(info.value, DermsrError) and isinstance(info.value, ValueError)

@@ -24,7 +24,13 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import BackendError, BackendUnavailableError, DermsrError, UnknownNameError
+from ..errors import (
+    BackendError,
+    BackendUnavailableError,
+    DermsrError,
+    InputError,
+    UnknownNameError,
+)
 from ..models.spec import Model
 
 __all__ = [
@@ -221,7 +227,7 @@ def register(cls: type[Backend], *, name: str | None = None) -> type[Backend]:
     """Register a backend class at run time (tests, notebooks); the entry point is preferred."""
     key = name or cls.name
     if key in _discover():
-        raise DermsrError(f"a backend named {key!r} is already registered")
+        raise InputError(f"a backend named {key!r} is already registered; pick another name or unregister it first")
     _manual[key] = cls
     return cls
 

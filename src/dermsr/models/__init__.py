@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, UnknownNameError
+from ..errors import CheckpointError, InputError, UnknownNameError
 from .checkpoint import load_state_dict, unwrap_state_dict
 from .ncnn_import import import_ncnn, parse_param
 from .spec import ActType, Model, ModelConfig, expected_shapes, infer_config
@@ -58,7 +58,7 @@ _REGISTRY: dict[str, _Builtin] = {}
 def register_model(name: str, description: str, loader: Callable[[], Model]) -> None:
     """Make a model loadable by ``name`` (e.g. from a plugin). Duplicate names are an error."""
     if name in _REGISTRY:
-        raise ValueError(f"a model named {name!r} is already registered")
+        raise InputError(f"a model named {name!r} is already registered; pick another name")
     _REGISTRY[name] = _Builtin(description, loader)
 
 

@@ -1,0 +1,69 @@
+"""Regression tests for issue 14, "Hardening: what broke when we tried to break it".
+
+One test (or a few) per row of the issue, named ``test_hardening_<case>``; each failed before
+its fix. The probe's other findings (hostile pickles, threads, SIGKILL-and-resume, full disk
+for images, NaN outputs) are covered by the area's own test files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from _support import tiny_model
+from dermsr import Enhancer
+from dermsr.backends import Backend, register, unregister
+from dermsr.errors import BackendError
+
+
+@contextmanager
+def _backend(run: Callable[[np.ndarray, int], np.ndarray]):
+    """Register a plugin backend named "hardening-test" whose session computes ``run(x, scale)``."""
+
+    class _Test(Backend):
+        name = "hardening-test"
+        runtime_module = "numpy"
+
+        def load(self, model, options):
+            class Session:
+                backend = "hardening-test"
+                thread_safe = True
+
+                def run(self, x):
+                    return run(x, model.scale)
+
+            return Session()
+
+    register(_Test)
+    try:
+        yield "hardening-test"
+    finally:
+        unregister("hardening-test")
+
+
+def _nearest(x: np.ndarray, s: int) -> np.ndarray:
+    return np.repeat(np.repeat(x, s, axis=2), s, axis=3)
+
+
+# -- 1: a backend returning the wrong number of channels ---------------------------------------
+@pytest.mark.parametrize("channels", [1, 4])
+@pytest.mark.parametrize("tile", [None, 8])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_hardening_backend_wrong_channel_count(channels, tile, dtype):
+    """1 or 4 channels back for 3 sent: a BackendError naming the shapes, never a grey image
+    (the one channel broadcast into RGB), an (H, W, 1) result or a raw broadcast error."""
+
+    def run(x, s):
+        y = _nearest(x, s)
+        return y[:, :1] if channels == 1 else np.concatenate([y, y[:, :1]], axis=1)
+
+    image = np.random.default_rng(0).random((12, 10, 3), dtype=np.float32)
+    if dtype == np.uint8:
+        image = (image * 255).astype(np.uint8)
+    with _backend(run) as name:
+        e = Enhancer(tiny_model(), backend=name, tile=tile)
+        with pytest.raises(BackendError, match=rf"returned shape \(1, {channels}, .*expected \(1, 3, "):
+            e.enhance(image)

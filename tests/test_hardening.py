@@ -7,6 +7,7 @@ for images, NaN outputs) are covered by the area's own test files.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -67,3 +68,18 @@ def test_hardening_backend_wrong_channel_count(channels, tile, dtype):
         e = Enhancer(tiny_model(), backend=name, tile=tile)
         with pytest.raises(BackendError, match=rf"returned shape \(1, {channels}, .*expected \(1, 3, "):
             e.enhance(image)
+
+
+# -- 4: too little tile context is warned, as the docstring promised ----------------------------
+def test_hardening_tile_pad_below_receptive_field_warns(isic_crop):
+    model = tiny_model(num_conv=4)  # receptive field 6
+    with pytest.warns(UserWarning, match=r"tile_pad=0 is less than the receptive field .*\(6 pixels\)"):
+        e = Enhancer(model, tile=16, tile_pad=0)
+    # the warning is true: seams appear
+    x = (isic_crop.transpose(2, 0, 1)[None] / 255).astype(np.float32)
+    assert np.abs(e.run(x) - Enhancer(model, tile=None).run(x)).max() > 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Enhancer(model, tile=16)  # the default context: exact, no warning
+        Enhancer(model, tile=16, tile_pad=6)
+        Enhancer(model, tile=None, tile_pad=0)  # never tiled: nothing to warn about

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,14 @@ class Enhancer:
             raise InputError(f"threads must be None or a positive integer, got {threads!r}")
         self.tile = tile
         self.tile_pad = self.model.receptive_field if tile_pad is None else int(tile_pad)
+        if tile is not None and self.tile_pad < self.model.receptive_field:
+            warnings.warn(
+                f"tile_pad={self.tile_pad} is less than the receptive field of {self.model.name!r} "
+                f"({self.model.receptive_field} pixels): tiled output will show seams; leave "
+                "tile_pad unset for tiles that equal the untiled output",
+                UserWarning,
+                stacklevel=2,
+            )
         self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options))
         self.backend_name = self._resolve_backend(backend)
         self._backend = get_backend(self.backend_name)

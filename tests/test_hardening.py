@@ -83,3 +83,33 @@ def test_hardening_tile_pad_below_receptive_field_warns(isic_crop):
         Enhancer(model, tile=16)  # the default context: exact, no warning
         Enhancer(model, tile=16, tile_pad=6)
         Enhancer(model, tile=None, tile_pad=0)  # never tiled: nothing to warn about
+
+
+# -- 14: constant in-range garbage ----------------------------------------------------------------
+@pytest.mark.parametrize("value", [10.0, 0.0, 1.0])
+def test_hardening_constant_in_range_garbage(isic_crop, value):
+    """A runtime that fills its output with one in-range value (10.0 came out saturated white,
+    0.0 black) is refused, tiled or not, for a real photo."""
+    with _backend(lambda x, s: np.full((*x.shape[:2], x.shape[2] * s, x.shape[3] * s), value, np.float32)) as name:
+        for tile in (None, 16):
+            with pytest.raises(BackendError, match=rf"'{name}' returned the constant {value:g} for every pixel"):
+                Enhancer(tiny_model(), backend=name, tile=tile).enhance(isic_crop)
+
+
+def test_hardening_constant_garbage_for_a_flat_input():
+    """A flat input may give a flat output, but not one far from the input's value."""
+    flat = np.full((6, 5, 3), 0.25, np.float32)
+    with _backend(lambda x, s: np.full((*x.shape[:2], x.shape[2] * s, x.shape[3] * s), 10.0, np.float32)) as name:
+        with pytest.raises(BackendError, match="constant 10"):
+            Enhancer(tiny_model(), backend=name).enhance(flat)
+    with _backend(_nearest) as name:  # flat in, the same flat value out: a valid result
+        np.testing.assert_array_equal(Enhancer(tiny_model(), backend=name).enhance(flat), np.full((24, 20, 3), 0.25))
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_hardening_real_models_on_flat_images_pass_the_constant_check(value):
+    """No false alarm on flat inputs (tiled or not): never refused as constant garbage."""
+    for model in ("realesr-animevideov3-x4", "dermsr-isic-x4", tiny_model()):
+        for tile in (None, 4):
+            out = Enhancer(model, threads=1, tile=tile).enhance(np.full((9, 7, 3), value, np.uint8))
+            assert out.shape == (36, 28, 3)

@@ -40,13 +40,24 @@ SANE_RANGE = (-16.0, 17.0)
 AUTO_ORDER = ("ncnn", "executorch", "onnxruntime", "torch")
 
 
-def check_output(y: np.ndarray, backend: str) -> np.ndarray:
+#: A tile whose output is one constant value (a runtime that filled its output buffer, or never
+#: wrote it: 10.0 or 0.0 everywhere is in range) is refused when its input differs by at least
+#: one 8-bit level somewhere, or when the input is flat and the constant is more than
+#: ``FLAT_TOLERANCE`` away from it. A real model's output always carries the input's structure
+#: (the network adds the upsampled input to its output), so this never refuses a real result.
+FLAT_TOLERANCE = 0.5
+
+
+def check_output(y: np.ndarray, backend: str, x: np.ndarray | None = None) -> np.ndarray:
     """Refuse non-finite or far out-of-range output (naming the backend), then clamp to [0, 1].
 
     ``y`` is clamped in place and returned. Two reductions and no temporary array: a NaN
     propagates through ``min``/``max`` and an infinity is out of range, so finite in-range
     extremes prove every value finite (the mask ``np.isfinite`` would allocate is only built to
     count the bad values once an error is certain).
+
+    With ``x``, the input ``y`` was computed from, a constant ``y`` is checked against it
+    (:data:`FLAT_TOLERANCE`); that costs nothing unless ``y`` is constant.
     """
     lo, hi = float(y.min()), float(y.max())
     if not (SANE_RANGE[0] <= lo and hi <= SANE_RANGE[1]):  # NaN fails both comparisons
@@ -57,6 +68,13 @@ def check_output(y: np.ndarray, backend: str) -> np.ndarray:
             f"backend {backend!r} returned values in [{lo:.4g}, {hi:.4g}], far outside the model's "
             f"range {SANE_RANGE}: corrupted output"
         )
+    if lo == hi and x is not None and np.size(y) > 1:
+        xlo, xhi = float(x.min()), float(x.max())
+        if xhi - xlo >= 1 / 255 or not (xlo - FLAT_TOLERANCE <= lo <= xhi + FLAT_TOLERANCE):
+            raise BackendError(
+                f"backend {backend!r} returned the constant {lo:.4g} for every pixel of a "
+                f"{tuple(x.shape)} input with values in [{xlo:.4g}, {xhi:.4g}]: corrupted output"
+            )
     return np.clip(y, 0.0, 1.0, out=y)
 
 
@@ -230,7 +248,7 @@ class Enhancer:
         y = self._run_session(window)
         if np.may_share_memory(y, window):  # never clamp a caller's buffer in place
             y = y.copy()
-        return check_output(y, self.backend_name)
+        return check_output(y, self.backend_name, window)
 
     def enhance(self, image: Any) -> Any:
         """Super-resolve one image and give it back in the same kind, ×scale.

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Prepared", "is_uint", "prepare", "restore", "to_uint"]
+__all__ = ["Prepared", "is_uint", "prepare", "restore", "to_uint", "uint_max"]
 
 _UINT_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -135,6 +135,15 @@ def is_uint(dtype: Any) -> bool:
         return np.dtype(dtype) in _UINT_MAX
     except TypeError:  # a torch dtype
         return False
+
+
+def uint_max(dtype: Any) -> float:
+    """The value of white in an integer image dtype.
+
+    >>> uint_max(np.uint8), uint_max(np.uint16)
+    (255.0, 65535.0)
+    """
+    return _UINT_MAX[np.dtype(dtype)]
 
 
 def to_uint(y: np.ndarray, dtype: Any, *, scratch: bool = False) -> np.ndarray:

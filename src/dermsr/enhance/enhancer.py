@@ -228,18 +228,32 @@ class Enhancer:
         plan = self.tile_plan(x.shape[2], x.shape[3])
         return run_tiled(self._run_checked, x, plan)
 
-    def _run_into_uint(self, x: np.ndarray, dtype: Any) -> np.ndarray:
-        """:meth:`run` on one RGB image, each tile converted straight into an (sH, sW, 3)
-        ``dtype`` (uint8/uint16) array: equal to ``to_uint(run(x))`` without the float32 canvas,
-        which for a 2048×1536 photo is 604 MB (docs/performance.md)."""
-        x = self._checked_input(x)
-        h, w = x.shape[2:]
-        out = np.empty((h * self.scale, w * self.scale, 3), dtype=dtype)
+    def _run_into_uint(self, image: np.ndarray) -> np.ndarray:
+        """:meth:`enhance` of a uint8/uint16 RGB (HxWx3) or grey (HxW, HxWx1) image with no
+        full-size float array: each tile's window is converted to float on its own and each
+        tile's output straight into the integer result. Equal to ``restore(run(prepare(image)))``
+        without the float32 copy of the input (4× a uint8 image) or the float32 canvas of the
+        output (604 MB for a 2048×1536 photo, docs/performance.md)."""
+        h, w = image.shape[:2]
+        grey = image.ndim == 2 or image.shape[2] == 1
+        x = image.reshape(h, w, -1).transpose(2, 0, 1)[None]  # an NCHW view, no copy
+        if grey:  # grey runs as three equal channels: a broadcast view, still no copy
+            x = np.broadcast_to(x, (1, 3, h, w))
+        top = np.float32(convert.uint_max(image.dtype))
+        out = np.empty((h * self.scale, w * self.scale, *image.shape[2:]), dtype=image.dtype)
+        canvas = out.reshape(h * self.scale, w * self.scale, -1)
 
         def store(core: np.ndarray, box: tuple[int, int, int, int]) -> None:
-            out[box[0] : box[1], box[2] : box[3]] = convert.to_uint(core[0].transpose(1, 2, 0), dtype, scratch=True)
+            if grey:  # the output's channels are averaged back to one, as convert.restore does
+                core = core.mean(axis=1, keepdims=True)
+            canvas[box[0] : box[1], box[2] : box[3]] = convert.to_uint(
+                core[0].transpose(1, 2, 0), image.dtype, scratch=True
+            )
 
-        run_tiled(self._run_checked, x, self.tile_plan(h, w), sink=store)
+        def run_window(window: np.ndarray) -> np.ndarray:  # window: integer values as float32
+            return self._run_checked(window / top)
+
+        run_tiled(run_window, x, self.tile_plan(h, w), sink=store)
         return out
 
     def _run_checked(self, window: np.ndarray) -> np.ndarray:
@@ -260,11 +274,12 @@ class Enhancer:
             from ..io import read_image
 
             image = read_image(image)
-        prep = convert.prepare(image)
         cfg = self.model.config
-        if (prep.kind == "numpy" and prep.layout == "HWC" and prep.channels == 3 and convert.is_uint(prep.dtype)
+        if (isinstance(image, np.ndarray) and convert.is_uint(image.dtype) and image.size
+                and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3)))
                 and cfg.num_in_ch == cfg.num_out_ch == 3):
-            return self._run_into_uint(prep.x, prep.dtype)  # an 8/16-bit photo: no float canvas
+            return self._run_into_uint(image)  # an 8/16-bit photo: no full-size float array
+        prep = convert.prepare(image)
         y = self.run(prep.x)
         return convert.restore(y, prep)
 

@@ -7,17 +7,28 @@ for images, NaN outputs) are covered by the area's own test files.
 
 from __future__ import annotations
 
+import csv
+import os
+import struct
+import subprocess
+import sys
 import warnings
+import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import dermsr.io
 from _support import tiny_model
 from dermsr import Enhancer
 from dermsr.backends import Backend, register, unregister
-from dermsr.errors import BackendError
+from dermsr.cli import main
+from dermsr.enhance import convert
+from dermsr.errors import BackendError, ImageReadError
+from dermsr.io import read_image, write_image
 
 
 @contextmanager
@@ -113,3 +124,196 @@ def test_hardening_real_models_on_flat_images_pass_the_constant_check(value):
         for tile in (None, 4):
             out = Enhancer(model, threads=1, tile=tile).enhance(np.full((9, 7, 3), value, np.uint8))
             assert out.shape == (36, 28, 3)
+
+
+# -- 2: a decompression bomb -----------------------------------------------------------------------
+def _png_bomb(path: Path, side: int = 20000) -> Path:
+    """A 1-bit grey PNG of ``side``×``side`` zeros: ~0.1 MB on disk, 400 MP decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    comp = zlib.compressobj(9)
+    row = b"\0" * (1 + (side + 7) // 8)
+    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if an image is decoded (the bomb must be refused from its header)."""
+    def imdecode(*args):
+        raise AssertionError("the image was decoded")
+
+    monkeypatch.setattr(dermsr.io.cv2, "imdecode", imdecode)
+
+
+def test_hardening_decompression_bomb_is_refused_from_its_header(tmp_path, no_decoding):
+    bomb = _png_bomb(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 2_000_000
+    with pytest.raises(ImageReadError, match=r"bomb\.png: 20000×20000 = 400,000,000 pixels is more than "
+                                             r"the limit of 67,108,864 .*MAX_IMAGE_PIXELS"):
+        read_image(bomb)
+
+
+def test_hardening_decompression_bomb_cli(tmp_path, capsys, no_decoding):
+    (tmp_path / "in").mkdir()
+    bomb = _png_bomb(tmp_path / "in" / "bomb.png")
+    assert main(["enhance", str(bomb), "-o", str(tmp_path / "out"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "400,000,000 pixels is more than the limit" in err
+    assert "--max-pixels" in err
+    rows = list(csv.DictReader(open(tmp_path / "out" / "manifest.csv", newline="")))
+    assert [r["status"] for r in rows] == ["failed"] and "400,000,000 pixels" in rows[0]["error"]
+
+
+def test_hardening_pixel_limit_is_configurable(tmp_path, monkeypatch, capsys):
+    img = tmp_path / "a.png"
+    write_image(img, np.zeros((20, 30, 3), np.uint8))
+    monkeypatch.setattr(dermsr.io, "MAX_IMAGE_PIXELS", 599)
+    with pytest.raises(ImageReadError, match="30×20 = 600 pixels is more than the limit of 599"):
+        read_image(img)
+    monkeypatch.setattr(dermsr.io, "MAX_IMAGE_PIXELS", 600)
+    assert read_image(img).shape == (20, 30, 3)
+    monkeypatch.setattr(dermsr.io, "MAX_IMAGE_PIXELS", None)
+    assert read_image(img).shape == (20, 30, 3)
+    # the CLI flag sets the limit here and, through the environment, in worker processes
+    monkeypatch.delenv(dermsr.io.MAX_PIXELS_ENV, raising=False)
+    assert main(["enhance", str(img), "-o", str(tmp_path / "o1"), "--quiet", "--max-pixels", "599"]) == 1
+    assert "more than the limit of 599" in capsys.readouterr().err
+    assert os.environ[dermsr.io.MAX_PIXELS_ENV] == "599"
+    assert main(["enhance", str(img), "-o", str(tmp_path / "o2"), "--quiet", "--max-pixels", "0"]) == 0
+    assert dermsr.io.MAX_IMAGE_PIXELS is None
+
+
+@pytest.mark.parametrize(("value", "limit"), [("", 67108864), ("1000", 1000), ("0", None), ("none", None)])
+def test_hardening_pixel_limit_from_the_environment(value, limit):
+    code = "import dermsr.io; print(dermsr.io.MAX_IMAGE_PIXELS)"
+    env = {**os.environ, "DERMSR_MAX_IMAGE_PIXELS": value}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(limit)
+
+
+def test_hardening_pillow_bomb_check_does_not_drop_the_exif_orientation(tmp_path, monkeypatch):
+    """Found while fixing row 2: the EXIF orientation was read with PIL.Image.open, whose own
+    bomb check warns above PIL.Image.MAX_IMAGE_PIXELS and raises above twice that; the error
+    was swallowed, so an image over 179 MP (within a raised dermsr limit) came out unrotated."""
+    from PIL import Image
+
+    upright = np.zeros((20, 40, 3), np.uint8)
+    upright[:10, :20] = (255, 0, 0)
+    im = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "o.jpg", quality=100, exif=exif)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # 800 pixels: over Pillow's error threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = read_image(tmp_path / "o.jpg")
+    assert got.shape == upright.shape and np.abs(got.astype(int) - upright).mean() < 8  # JPEG loss only
+
+
+def test_hardening_decompression_bomb_tiling_holds_no_float_copy_of_the_input():
+    """enhance() of an 8/16-bit RGB or grey photo converts each tile's window to float on its
+    own: the NumPy memory traced beyond the (unavoidable) integer result stays below a float32
+    copy of the input, and the result equals the float path exactly."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    for image in (rng.integers(0, 256, (512, 384, 3)).astype(np.uint8),
+                  rng.integers(0, 65536, (512, 384)).astype(np.uint16),
+                  rng.integers(0, 256, (512, 384, 1)).astype(np.uint8)):
+        with _backend(_nearest) as name:
+            e = Enhancer(tiny_model(), backend=name, tile=32)
+            tracemalloc.start()
+            try:
+                got = e.enhance(image)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            prep = convert.prepare(image)
+            want = convert.restore(e.run(prep.x), prep)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        float_input = 3 * image.shape[0] * image.shape[1] * 4
+        assert peak - got.nbytes < float_input / 2, (peak - got.nbytes, float_input)
+
+
+# -- 5: a JPEG cut short with its end marker put back ---------------------------------------------
+def _jpeg(image: np.ndarray, progressive: bool) -> bytes:
+    import cv2
+
+    return cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])[1].tobytes()
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.999])
+def test_hardening_truncated_jpeg_with_end_marker(tmp_path, shared, progressive, keep):
+    """Cut anywhere in the image data and the end-of-image marker re-appended: OpenCV decoded
+    the missing part as flat grey (a libjpeg warning on stderr only); now refused."""
+    image = read_image(shared / "data" / "dermoscopy" / "ISIC_0000062.jpg")
+    data = _jpeg(image, progressive)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: int(len(data) * keep)] + b"\xff\xd9")
+    with pytest.raises(ImageReadError, match=r"cut\.jpg: file is truncated \(its JPEG image data stops"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_hardening_complete_jpegs_still_read_exactly(tmp_path, shared, progressive):
+    """No false alarm: complete JPEGs (colour, grey, with EXIF, with bytes after the end
+    marker) read as before, pixel for pixel what OpenCV decodes."""
+    import cv2
+
+    image = read_image(shared / "data" / "dermoscopy" / "ISIC_0000206.jpg")
+    for name, data in (("rgb", _jpeg(image, progressive)),
+                       ("grey", cv2.imencode(".jpg", image[:, :, 0], [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])[1].tobytes()),
+                       ("trailer", _jpeg(image[:64, :80], progressive) + b"\0" * 100)):
+        path = tmp_path / f"{name}.jpg"
+        path.write_bytes(data)
+        want = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        want = want if want.ndim == 2 else want[:, :, ::-1]
+        np.testing.assert_array_equal(read_image(path), want)
+    for sample in (shared / "data" / "dermoscopy").glob("*.jpg"):
+        assert read_image(sample).ndim == 3
+
+
+# -- 10 (reading): files that are not regular files ---------------------------------------------------
+_READ = "import sys, dermsr.io\ntry:\n    dermsr.io.read_image(sys.argv[1])\nexcept Exception as exc:\n    print(exc)\n"
+
+
+def _read_in_a_subprocess(path: Path) -> str:
+    """read_image(path) in a child with 4 GB of address space and a minute: before the fix a
+    FIFO blocked forever and /dev/zero was read until memory ran out."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    try:
+        out = subprocess.run([sys.executable, "-c", _READ, str(path)], capture_output=True, text=True,
+                             timeout=60, preexec_fn=limit)
+    except subprocess.TimeoutExpired:
+        return "blocked"
+    return (out.stdout + out.stderr[-300:]).strip()
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("fifo", "not a regular file but a FIFO"),
+    ("devzero", "not a regular file but a character device"),
+    ("dangling", "broken symbolic link (its target"),
+    ("folder", "not a regular file but a folder"),
+])
+def test_hardening_read_image_refuses_what_is_not_a_regular_file(tmp_path, kind, message):
+    path = tmp_path / "x.png"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "devzero":
+        path.symlink_to("/dev/zero")
+    elif kind == "dangling":
+        path.symlink_to(tmp_path / "gone.png")
+    else:
+        path.mkdir()
+    got = _read_in_a_subprocess(path)
+    assert got.startswith(f"{path}: {message}"), got

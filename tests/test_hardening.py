@@ -27,8 +27,9 @@ from dermsr import Enhancer
 from dermsr.backends import Backend, register, unregister
 from dermsr.cli import main
 from dermsr.enhance import convert
-from dermsr.errors import BackendError, ImageReadError
+from dermsr.errors import BackendError, CheckpointError, ImageReadError
 from dermsr.io import read_image, write_image
+from dermsr.models import load_model
 
 
 @contextmanager
@@ -317,3 +318,75 @@ def test_hardening_read_image_refuses_what_is_not_a_regular_file(tmp_path, kind,
         path.mkdir()
     got = _read_in_a_subprocess(path)
     assert got.startswith(f"{path}: {message}"), got
+
+
+# -- 3: malformed values in an NCNN .param ----------------------------------------------------------
+def _ncnn_copy(tmp_path: Path, stem: str = "REALESRGAN_ANIMAVIDEOV3_UP2X") -> tuple[Path, Path]:
+    from dermsr.models import ncnn_weights_dir
+
+    d = ncnn_weights_dir()
+    param, binf = tmp_path / "m.param", tmp_path / "m.bin"
+    param.write_bytes((d / f"{stem}.param").read_bytes())
+    binf.write_bytes((d / f"{stem}.bin").read_bytes())
+    return param, binf
+
+
+@pytest.mark.parametrize(("layer", "key", "value"), [
+    ("Conv_2", 0, "0"),  # ZeroDivisionError before
+    ("Conv_2", 0, "-64"),  # "can only specify one unknown dimension" before
+    ("Conv_2", 6, "-36864"),  # a reshape error before
+])
+def test_hardening_malformed_ncnn_param_values(tmp_path, capsys, layer, key, value):
+    param, _ = _ncnn_copy(tmp_path)
+    text = param.read_text()
+    line = next(ln for ln in text.splitlines() if ln.split()[1:2] == [layer])
+    bad = " ".join(f"{key}={value}" if t.startswith(f"{key}=") else t for t in line.split())
+    param.write_text(text.replace(line, bad))
+    with pytest.raises(CheckpointError, match=rf"m\.param: layer {layer} \(Convolution\): parameter {key}={value} is not an integer >= 1"):
+        load_model(param)
+    src = tmp_path / "a.png"
+    write_image(src, np.zeros((4, 4, 3), np.uint8))
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(param), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and f"parameter {key}={value}" in err
+
+
+def test_hardening_any_bad_ncnn_param_value_is_a_checkpoint_error(tmp_path):
+    """Every parameter of every kind of layer set to a bad value: only CheckpointError (or a
+    model, where the value is harmless), never ZeroDivisionError, ValueError, OverflowError..."""
+    from dermsr.models import import_ncnn
+
+    param, binf = _ncnn_copy(tmp_path)
+    text = param.read_text()
+    lines = [ln for ln in text.splitlines() if ln.split()[1:2] in (
+        ["Conv_0"], ["PRelu_1"], ["Conv_34"], ["DepthToSpace_35"], ["Resize_37"], ["Resize_40"])]
+    assert len(lines) == 6
+    for line in lines:
+        toks = line.split()
+        for i, tok in enumerate(toks):
+            if "=" not in tok:
+                continue
+            key = tok.split("=")[0]
+            for value in ("0", "-64", "-36864", "abc", "inf", "nan", "1e400", "99999999999"):
+                bad = " ".join([*toks[:i], f"{key}={value}", *toks[i + 1:]])
+                param.write_text(text.replace(line, bad))
+                try:
+                    import_ncnn(param, binf)
+                except CheckpointError:
+                    pass
+
+
+def test_hardening_cli_unexpected_error_is_one_line_without_traceback(monkeypatch, capsys):
+    """The CLI's safety net for errors nobody anticipated: one line, exit 1; --debug re-raises."""
+    import dermsr.cli.info
+
+    def boom(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(dermsr.cli.info, "run", boom)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected error: ZeroDivisionError: division by zero" in err
+    assert "--debug" in err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "info"])

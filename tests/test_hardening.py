@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from dermsr import Enhancer
 from dermsr.backends import Backend, register, unregister
 from dermsr.cli import main
 from dermsr.enhance import convert
-from dermsr.errors import BackendError, CheckpointError, ImageReadError
+from dermsr.errors import BackendError, CheckpointError, ImageReadError, UnsafeCheckpointError
 from dermsr.io import read_image, write_image
 from dermsr.models import load_model
 
@@ -390,3 +391,50 @@ def test_hardening_cli_unexpected_error_is_one_line_without_traceback(monkeypatc
     assert "--debug" in err
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "info"])
+
+
+# -- 6: integer weights in a .pth -----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "bool"])
+def test_hardening_integer_pth_weights_are_refused_on_load(tmp_path, dtype):
+    """They were converted to float before the dtype check, loaded, and failed later as
+    non-finite output; now refused on load, naming the tensor and its dtype."""
+    import torch
+
+    sd = {k: v.to(getattr(torch, dtype)) for k, v in tiny_model().state_dict().items()}
+    torch.save(sd, tmp_path / "int.pth")
+    with pytest.raises(CheckpointError, match=rf"int\.pth: body\.0\.weight: expected floating-point weights, got torch\.{dtype}"):
+        load_model(tmp_path / "int.pth")
+
+
+# -- 7: random bytes / an empty file as .pth --------------------------------------------------------
+@pytest.mark.parametrize(("content", "message"), [
+    (bytes(np.random.default_rng(7).integers(0, 256, 1000, dtype=np.uint8)),
+     "not a PyTorch checkpoint: it is neither a zip archive"),
+    (b"\x80" + bytes(np.random.default_rng(8).integers(0, 256, 999, dtype=np.uint8)),
+     "not a readable PyTorch checkpoint"),
+    (b"", "the file is empty; expected a PyTorch checkpoint"),
+    (b"hello world\n" * 10, "not a PyTorch checkpoint: it is neither a zip archive"),
+])
+def test_hardening_random_or_empty_pth(tmp_path, capsys, content, message):
+    """1000 random bytes were called an unsafe pickle, with torch's advice to load it with
+    weights_only=False (which would run code); an empty file gave 'not a readable PyTorch
+    checkpoint ()'. Now a plain CheckpointError that says what the file is."""
+    path = tmp_path / "w.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=re.escape(message)) as info:
+        load_model(path)
+    assert not isinstance(info.value, UnsafeCheckpointError)
+    assert "weights_only" not in str(info.value) and "()" not in str(info.value)
+
+
+def test_hardening_unsafe_pickle_message_names_the_code_not_the_unsafe_option(tmp_path):
+    import torch
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this would run code",))
+
+    torch.save({"params": Evil()}, tmp_path / "evil.pth")
+    with pytest.raises(UnsafeCheckpointError, match=r"needs to run code to unpickle \(print\)") as info:
+        load_model(tmp_path / "evil.pth")
+    assert "weights_only" not in str(info.value)

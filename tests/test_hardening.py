@@ -438,3 +438,134 @@ def test_hardening_unsafe_pickle_message_names_the_code_not_the_unsafe_option(tm
     with pytest.raises(UnsafeCheckpointError, match=r"needs to run code to unpickle \(print\)") as info:
         load_model(tmp_path / "evil.pth")
     assert "weights_only" not in str(info.value)
+
+
+# -- 10 (folders): entries that are not readable regular files ------------------------------------
+def _special_entries(folder: Path) -> dict[str, str]:
+    """A broken symlink, a symlink to /dev/zero and a FIFO, all named like images: name → reason."""
+    (folder / "dangling.png").symlink_to(folder / "gone.png")
+    (folder / "zero.png").symlink_to("/dev/zero")
+    os.mkfifo(folder / "fifo.png")
+    return {"dangling.png": "broken symbolic link", "zero.png": "not a regular file but a character device",
+            "fifo.png": "not a regular file but a FIFO"}
+
+
+def test_hardening_folder_with_special_entries(tmp_path, capsys):
+    """They were skipped silently and absent from the manifest; now each is a failed row with
+    its reason, the good file is enhanced, and the exit status says something failed."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_image(src / "good.png", np.zeros((4, 4, 3), np.uint8))
+    (src / "notes.txt").write_text("not an image, not listed")
+    reasons = _special_entries(src)
+    assert main(["enhance", str(src), "-o", str(out), "--quiet"]) == 1
+    rows = {Path(r["input"]).name: r for r in csv.DictReader(open(out / "manifest.csv", newline=""))}
+    assert set(rows) == {"good.png", *reasons}
+    assert rows["good.png"]["status"] == "ok"
+    for name, reason in reasons.items():
+        assert rows[name]["status"] == "failed" and reason in rows[name]["error"], rows[name]
+    assert "3 failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["dangling.png", "zero.png", "fifo.png"])
+def test_hardening_special_entry_named_on_the_command_line(tmp_path, capsys, name):
+    """Named on the command line they were "no such file or folder" (wrong): now the same
+    failed row with the real reason; a path that is not there at all still is an error."""
+    reason = _special_entries(tmp_path)[name]
+    assert main(["enhance", str(tmp_path / name), "-o", str(tmp_path / "out"), "--quiet"]) == 1
+    assert reason in capsys.readouterr().err
+    assert main(["enhance", str(tmp_path / "missing.png"), "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "missing.png: no such file or folder" in capsys.readouterr().err
+
+
+# -- 11: -o equal to the input folder -------------------------------------------------------------
+def test_hardening_output_folder_is_the_input_folder(tmp_path):
+    """Second run after deleting the manifest wrote a_x4_x4.png (it enhanced its own outputs);
+    now the outputs are recognised by name beside their source, whatever their format."""
+    d = tmp_path / "photos"
+    write_image(d / "a.png", np.zeros((4, 4, 3), np.uint8))
+    write_image(d / "sub" / "b.jpg", np.zeros((4, 6, 3), np.uint8))
+    assert main(["enhance", str(d), "-o", str(d), "--recursive", "--quiet"]) == 0
+    (d / "manifest.csv").unlink()
+    assert main(["enhance", str(d), "-o", str(d), "--recursive", "--quiet"]) == 0
+    (d / "manifest.csv").unlink()
+    assert main(["enhance", str(d), "-o", str(d), "--recursive", "--quiet", "--format", "png"]) == 0
+    names = sorted(p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))
+    assert names == ["a.png", "a_x4.png", "manifest.csv", "sub/b.jpg", "sub/b_x4.jpg", "sub/b_x4.png"]
+
+
+# -- 12: RGBA (and 16-bit) with --format jpg -----------------------------------------------------
+def test_hardening_alpha_with_jpg_format_goes_to_png(tmp_path):
+    """RGBA with --format jpg failed after the work was done ("JPEG cannot store an alpha
+    channel") while 16-bit went to PNG; now both go to PNG, decided before any work."""
+    from PIL import Image
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(12)
+    rgba = rng.integers(0, 256, (6, 5, 4)).astype(np.uint8)
+    write_image(src / "rgba.png", rgba)
+    write_image(src / "deep.png", rng.integers(0, 65536, (6, 5, 3)).astype(np.uint16))
+    write_image(src / "plain.png", rgba[:, :, :3])
+    Image.fromarray(rgba[:, :, :2], "LA").save(src / "grey_alpha.png")
+    Image.fromarray(rgba[:, :, :3]).save(src / "transparent_colour.png", transparency=(0, 0, 0))
+    assert main(["enhance", str(src), "-o", str(out), "--format", "jpg", "--quiet"]) == 0
+    outputs = sorted(p.name for p in out.iterdir() if p.name != "manifest.csv" and not p.name.startswith("."))
+    assert outputs == ["deep_x4.png", "grey_alpha_x4.png", "plain_x4.jpg", "rgba_x4.png", "transparent_colour_x4.png"]
+    assert read_image(out / "rgba_x4.png").shape == (24, 20, 4)
+
+
+def test_hardening_alpha_the_probe_missed_fails_before_the_work(tmp_path, monkeypatch):
+    """Where the header gives no clue, an RGBA image planned as JPEG fails on reading, before
+    anything is enhanced."""
+    from dermsr import folder
+
+    write_image(tmp_path / "rgba.png", np.zeros((4, 4, 4), np.uint8))
+    monkeypatch.setattr(folder, "probe_alpha", lambda path: False)
+    jobs, refused = folder.plan_jobs([(tmp_path / "rgba.png", Path("rgba.png"))], tmp_path / "out", fmt="jpg", scale=4)
+    assert not refused and jobs[0].dest.name == "rgba_x4.jpg"
+
+    class NoWork:
+        backend_name = "none"
+
+        def enhance(self, image):
+            raise AssertionError("enhanced before the format was checked")
+
+    result = folder.process_one(jobs[0], NoWork())
+    assert result.status == "failed" and "alpha channel, which .jpg cannot store; use --format png" in result.error
+
+
+# -- 13: the manifest on a full disk ---------------------------------------------------------------
+def test_hardening_manifest_append_on_a_full_disk_names_the_file(tmp_path, monkeypatch, capsys):
+    """"error: [Errno 28] No space left on device" did not say which file: now it does."""
+    import errno
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("manifest.csv"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    write_image(tmp_path / "in" / "a.png", np.zeros((4, 4, 3), np.uint8))
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert main(["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'out' / 'manifest.csv'}: cannot append to the manifest (No space left on device)" in err
+
+
+def test_hardening_atomic_write_on_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    """Found with row 13: every atomic write (exports, reports, images) raised a bare
+    "[Errno 28] No space left on device"; now a WriteError naming the file, nothing left."""
+    import errno
+
+    from dermsr.errors import ImageWriteError, WriteError
+    from dermsr.io import atomic_write_bytes
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(WriteError, match=r"model\.onnx: cannot write \(No space left on device\)"):
+        atomic_write_bytes(tmp_path / "model.onnx", b"x" * 100)
+    with pytest.raises(ImageWriteError, match=r"a\.png: cannot write \(No space left on device\)$"):
+        write_image(tmp_path / "a.png", np.zeros((2, 2), np.uint8))
+    assert list(tmp_path.iterdir()) == []

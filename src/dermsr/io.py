@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 
-from .errors import ImageReadError, ImageWriteError, InputError
+from .errors import ImageReadError, ImageWriteError, InputError, WriteError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -275,11 +275,15 @@ _FILE_MODE = 0o666 & ~_read_umask()
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
 
-    Readers see either the old file or the complete new one, never a partial write.
+    Readers see either the old file or the complete new one, never a partial write. A failure
+    (a full disk, say) raises :class:`~dermsr.errors.WriteError` naming ``path``.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    except OSError as exc:
+        raise WriteError(f"{p}: cannot write ({exc})") from exc
     try:
         os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
@@ -287,11 +291,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise WriteError(f"{p}: cannot write ({exc.strerror or exc})") from exc
         raise
 
 
@@ -303,6 +309,6 @@ def write_image(path: str | os.PathLike[str], image: Any, *, overwrite: bool = T
     data = encode_image(image, p.suffix, jpeg_quality=jpeg_quality)
     try:
         atomic_write_bytes(p, data)
-    except OSError as exc:
-        raise ImageWriteError(f"{p}: cannot write ({exc})") from exc
+    except WriteError as exc:
+        raise ImageWriteError(str(exc)) from exc.__cause__
     return p

@@ -569,3 +569,30 @@ def test_hardening_atomic_write_on_a_full_disk_names_the_file(tmp_path, monkeypa
     with pytest.raises(ImageWriteError, match=r"a\.png: cannot write \(No space left on device\)$"):
         write_image(tmp_path / "a.png", np.zeros((2, 2), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+# -- 9: SIGKILL while an artifact is built into the cache ----------------------------------------
+_KILLED_BUILD = """
+import os, signal, sys
+from dermsr.export.cache import cached_artifact
+
+def build(folder):
+    (folder / "model.ncnn.param").write_text("half of it")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+cached_artifact("ncnn", "0" * 64, {"case": "killed"}, build)
+"""
+
+
+def test_hardening_killed_cache_build_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    from dermsr.export.cache import artifact_key, cached_artifact
+
+    monkeypatch.setenv("DERMSR_CACHE_DIR", str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", _KILLED_BUILD], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    key = artifact_key("ncnn", "0" * 64, {"case": "killed"})
+    root = tmp_path / "ncnn"
+    assert [p.name.startswith(f".{key}.") for p in root.iterdir() if p.is_dir()] == [True]  # what the kill left
+    folder = cached_artifact("ncnn", "0" * 64, {"case": "killed"}, lambda f: (f / "model.ncnn.param").write_text("ok"))
+    assert (folder / "model.ncnn.param").read_text() == "ok"
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [key]

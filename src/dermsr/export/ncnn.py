@@ -121,7 +121,9 @@ def write_ncnn(
     shape1, shape2 = (1, c, h, w), (1, c, h + 7, w + 3)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dermsr-pnnx-") as tmp:
+    # PNNX's work files live inside ``folder``: a cache build killed midway leaves them only in
+    # the cache's temporary folder, which the next build of that entry removes
+    with tempfile.TemporaryDirectory(prefix=".dermsr-pnnx-", dir=folder) as tmp:
         work = Path(tmp)
         pt = work / "model.pt"
         try:

@@ -596,3 +596,42 @@ def test_hardening_killed_cache_build_leaves_no_temporary_folder(tmp_path, monke
     folder = cached_artifact("ncnn", "0" * 64, {"case": "killed"}, lambda f: (f / "model.ncnn.param").write_text("ok"))
     assert (folder / "model.ncnn.param").read_text() == "ok"
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [key]
+
+
+# -- 8: two exports into one folder -------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["onnx", "ncnn", "pte"])
+def test_hardening_two_exports_into_one_folder(tmp_path, capsys, fmt):
+    """Files were replaced one at a time with no lock over the set (model.onnx of one model,
+    the manifest of the other); an export now holds the folder's lock from start to end, and a
+    second one into that folder is refused at once, writing nothing."""
+    import torch
+    from filelock import FileLock
+
+    from dermsr.export.manifest import LOCK_NAME
+
+    out = tmp_path / "app"
+    out.mkdir()
+    torch.save(tiny_model().state_dict(), tmp_path / "tiny.pth")
+    with FileLock(str(out / LOCK_NAME)):
+        code = main(["export", "--format", fmt, "--out", str(out), "--model", str(tmp_path / "tiny.pth")])
+        assert code == 2
+        assert f"{out}: another 'dermsr export' is writing here" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+
+
+def test_hardening_exports_in_turn_into_one_folder_stay_consistent(tmp_path):
+    """After the lock is released the next export runs; each manifest matches its files."""
+    import hashlib
+    import json
+
+    from dermsr.export.ncnn import export_ncnn
+    from dermsr.export.onnx import export_onnx
+
+    out = tmp_path / "app"
+    for export, model in ((export_onnx, tiny_model(seed=1)), (export_ncnn, tiny_model(seed=2)),
+                          (export_onnx, tiny_model(seed=3))):
+        manifest = json.loads(export(model, out).read_text())
+        assert manifest["model"]["sha256"] == model.sha256
+        for name, digest in manifest["file_sha256"].items():
+            assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    assert not [p for p in out.iterdir() if p.name.startswith(".dermsr-pnnx")]

@@ -7,20 +7,54 @@ came from and which tools built it.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import json
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._version import __version__
+from ..errors import InputError
 from ..io import atomic_write_bytes
 from ..models.spec import Model
 
-__all__ = ["MANIFEST_NAME", "build_manifest", "tool_versions", "write_manifest"]
+__all__ = ["LOCK_NAME", "MANIFEST_NAME", "build_manifest", "locked_export", "tool_versions", "write_manifest"]
 
 MANIFEST_NAME = "dermsr-manifest.json"
+#: Lock file an export holds in its output folder (left there, empty, like any lock file).
+LOCK_NAME = ".dermsr-export.lock"
+
+F = TypeVar("F", bound=Callable[..., Path])
+
+
+def locked_export(func: F) -> F:
+    """Run an ``export_*(model, out_dir, ...)`` holding ``out_dir``'s export lock, from before
+    the model is converted until its manifest is written: two exports into one folder would
+    otherwise replace the files one at a time and leave a mix (one model's file, the other's
+    manifest). A second export into a folder that is being written is refused at once."""
+
+    @functools.wraps(func)
+    def export(model: Any, out_dir: str | Path, *args: Any, **kwargs: Any) -> Path:
+        from filelock import FileLock, Timeout
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(out / LOCK_NAME))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise InputError(
+                f"{out}: another 'dermsr export' is writing here (lock {LOCK_NAME}); wait for it "
+                "to finish or export into another folder"
+            ) from None
+        try:
+            return func(model, out_dir, *args, **kwargs)
+        finally:
+            lock.release()
+
+    return export  # type: ignore[return-value]
 
 
 def tool_versions(dists: Iterable[str]) -> dict[str, str | None]:

@@ -29,7 +29,7 @@ from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.ncnn_import import parse_param
 from ..models.spec import Model
-from .manifest import build_manifest, write_manifest
+from .manifest import build_manifest, locked_export, write_manifest
 from .onnx import check_tile_shape
 
 __all__ = [
@@ -169,6 +169,7 @@ def write_ncnn(
     return folder / PARAM_NAME, folder / BIN_NAME
 
 
+@locked_export
 def export_ncnn(
     model: Model | str | Path | None,
     out_dir: str | Path,

@@ -19,7 +19,7 @@ from ..errors import BackendUnavailableError, ExportError, InputError
 from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.spec import Model
-from .manifest import build_manifest, write_manifest
+from .manifest import build_manifest, locked_export, write_manifest
 
 __all__ = [
     "FILE_NAME",
@@ -122,6 +122,7 @@ def onnx_bytes(model: Model, *, tile_shape: tuple[int, int] | None = None, opset
     return proto.SerializeToString()
 
 
+@locked_export
 def export_onnx(
     model: Model | str | Path | None,
     out_dir: str | Path,

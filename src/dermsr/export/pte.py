@@ -40,7 +40,7 @@ from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.spec import Model
 from .cache import cached_artifact
-from .manifest import build_manifest, tool_versions, write_manifest
+from .manifest import build_manifest, locked_export, tool_versions, write_manifest
 
 __all__ = [
     "CACHE_KIND",
@@ -241,6 +241,7 @@ def cached_pte(
     return cached_artifact(CACHE_KIND, model.sha256, spec.cache_parts(), build, validate)
 
 
+@locked_export
 def export_pte(
     model: str | Path | Model | None,
     out_dir: str | Path,

@@ -600,23 +600,25 @@ def test_hardening_killed_cache_build_leaves_no_temporary_folder(tmp_path, monke
 
 # -- 8: two exports into one folder -------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["onnx", "ncnn", "pte"])
-def test_hardening_two_exports_into_one_folder(tmp_path, capsys, fmt):
+def test_hardening_two_exports_into_one_folder(tmp_path, capsys, monkeypatch, fmt):
     """Files were replaced one at a time with no lock over the set (model.onnx of one model,
-    the manifest of the other); an export now holds the folder's lock from start to end, and a
-    second one into that folder is refused at once, writing nothing."""
+    the manifest of the other). Now an export writes its whole set under the folder's lock:
+    while another export holds it, nothing is written (here the wait is cut to 0.2 s so that
+    it gives up and says so)."""
     import torch
     from filelock import FileLock
 
-    from dermsr.export.manifest import LOCK_NAME
+    from dermsr.export import manifest
 
+    monkeypatch.setattr(manifest, "LOCK_TIMEOUT", 0.2)
     out = tmp_path / "app"
     out.mkdir()
     torch.save(tiny_model().state_dict(), tmp_path / "tiny.pth")
-    with FileLock(str(out / LOCK_NAME)):
+    with FileLock(str(out / manifest.LOCK_NAME)):
         code = main(["export", "--format", fmt, "--out", str(out), "--model", str(tmp_path / "tiny.pth")])
-        assert code == 2
-        assert f"{out}: another 'dermsr export' is writing here" in capsys.readouterr().err
-    assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+    assert code == 2
+    assert f"{out}: another export has been writing here" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == [manifest.LOCK_NAME]
 
 
 def test_hardening_exports_in_turn_into_one_folder_stay_consistent(tmp_path):

@@ -7,54 +7,55 @@ came from and which tools built it.
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata as md
 import json
 import platform
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .._version import __version__
-from ..errors import InputError
+from ..errors import WriteError
 from ..io import atomic_write_bytes
 from ..models.spec import Model
 
-__all__ = ["LOCK_NAME", "MANIFEST_NAME", "build_manifest", "locked_export", "tool_versions", "write_manifest"]
+__all__ = ["LOCK_NAME", "MANIFEST_NAME", "build_manifest", "tool_versions", "write_export", "write_manifest"]
 
 MANIFEST_NAME = "dermsr-manifest.json"
-#: Lock file an export holds in its output folder (left there, empty, like any lock file).
+#: Lock file an export holds in its output folder while it writes there (left in place, empty).
 LOCK_NAME = ".dermsr-export.lock"
+#: Seconds an export waits for another export's writes into the same folder (milliseconds
+#: normally) before it gives up.
+LOCK_TIMEOUT = 120.0
 
-F = TypeVar("F", bound=Callable[..., Path])
 
+def write_export(out_dir: str | Path, files: Mapping[str, bytes], manifest: Mapping[str, Any]) -> Path:
+    """Write an export's ``files`` (name → bytes, in order) and then its manifest into
+    ``out_dir``, each atomically, all under the folder's export lock; return the manifest path.
 
-def locked_export(func: F) -> F:
-    """Run an ``export_*(model, out_dir, ...)`` holding ``out_dir``'s export lock, from before
-    the model is converted until its manifest is written: two exports into one folder would
-    otherwise replace the files one at a time and leave a mix (one model's file, the other's
-    manifest). A second export into a folder that is being written is refused at once."""
+    Without the lock, two exports into one folder replaced the files one at a time and could
+    leave a mix (``model.onnx`` of one model, the manifest of the other). With it, the second
+    export waits until the first has written its whole set, then writes its own: the folder
+    always holds one export's complete set.
+    """
+    from filelock import FileLock, Timeout
 
-    @functools.wraps(func)
-    def export(model: Any, out_dir: str | Path, *args: Any, **kwargs: Any) -> Path:
-        from filelock import FileLock, Timeout
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(out / LOCK_NAME))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise InputError(
-                f"{out}: another 'dermsr export' is writing here (lock {LOCK_NAME}); wait for it "
-                "to finish or export into another folder"
-            ) from None
-        try:
-            return func(model, out_dir, *args, **kwargs)
-        finally:
-            lock.release()
-
-    return export  # type: ignore[return-value]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / LOCK_NAME))
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT)
+    except Timeout:
+        raise WriteError(
+            f"{out}: another export has been writing here for {LOCK_TIMEOUT:.0f} s (lock {LOCK_NAME}); "
+            "is it stuck?"
+        ) from None
+    try:
+        for name, data in files.items():
+            atomic_write_bytes(out / name, data)
+        return write_manifest(out, manifest)
+    finally:
+        lock.release()
 
 
 def tool_versions(dists: Iterable[str]) -> dict[str, str | None]:

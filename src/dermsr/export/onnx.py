@@ -12,14 +12,14 @@ Files written by :func:`export_onnx`: ``model.onnx`` plus ``dermsr-manifest.json
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
 from ..errors import BackendUnavailableError, ExportError, InputError
-from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.spec import Model
-from .manifest import build_manifest, locked_export, write_manifest
+from .manifest import build_manifest, write_export
 
 __all__ = [
     "FILE_NAME",
@@ -122,7 +122,6 @@ def onnx_bytes(model: Model, *, tile_shape: tuple[int, int] | None = None, opset
     return proto.SerializeToString()
 
 
-@locked_export
 def export_onnx(
     model: Model | str | Path | None,
     out_dir: str | Path,
@@ -138,10 +137,6 @@ def export_onnx(
     m = load_model(model)
     tile_shape = check_tile_shape(tile_shape)
     data = onnx_bytes(m, tile_shape=tile_shape, opset=opset)
-    out = Path(out_dir)
-    atomic_write_bytes(out / FILE_NAME, data)
-    from .cache import file_sha256
-
     manifest = build_manifest(
         m,
         fmt="onnx",
@@ -152,7 +147,7 @@ def export_onnx(
         tools=ONNX_TOOLS,
         extra={
             "onnx": {"opset": opset, "dynamic_axes": ["batch"] + ([] if tile_shape else ["height", "width"])},
-            "file_sha256": {FILE_NAME: file_sha256(out / FILE_NAME)},
+            "file_sha256": {FILE_NAME: hashlib.sha256(data).hexdigest()},
         },
     )
-    return write_manifest(out, manifest)
+    return write_export(out_dir, {FILE_NAME: data}, manifest)

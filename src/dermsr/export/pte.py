@@ -36,11 +36,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, InputError
-from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.spec import Model
 from .cache import cached_artifact
-from .manifest import build_manifest, locked_export, tool_versions, write_manifest
+from .manifest import build_manifest, tool_versions, write_export
 
 __all__ = [
     "CACHE_KIND",
@@ -241,7 +240,6 @@ def cached_pte(
     return cached_artifact(CACHE_KIND, model.sha256, spec.cache_parts(), build, validate)
 
 
-@locked_export
 def export_pte(
     model: str | Path | Model | None,
     out_dir: str | Path,
@@ -275,8 +273,6 @@ def export_pte(
     folder = cached_pte(model, spec, validate=lambda f: load_pte(f / PTE_NAME, spec=spec))
     data = (folder / PTE_NAME).read_bytes()
     report = json.loads((folder / REPORT_NAME).read_text())
-    out = Path(out_dir)
-    atomic_write_bytes(out / PTE_NAME, data)
     manifest = build_manifest(
         model,
         fmt="executorch",
@@ -301,7 +297,7 @@ def export_pte(
             }
         },
     )
-    return write_manifest(out, manifest)
+    return write_export(out_dir, {PTE_NAME: data}, manifest)
 
 
 def _sha256(data: bytes) -> str:

@@ -1,8 +1,8 @@
 """Regression tests for issue 14, "Hardening: what broke when we tried to break it".
 
 One test (or a few) per row of the issue, named ``test_hardening_<case>``; each failed before
-its fix. The probe's other findings (hostile pickles, threads, SIGKILL-and-resume, full disk
-for images, NaN outputs) are covered by the area's own test files.
+its fix, except the ones that guard a fix against false alarms (complete JPEGs, flat images,
+exports in turn), which say so.
 """
 
 from __future__ import annotations
@@ -291,7 +291,10 @@ def _read_in_a_subprocess(path: Path) -> str:
     import resource
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+        except (ValueError, OSError):  # not settable here (macOS): the timeout still guards
+            pass
 
     try:
         out = subprocess.run([sys.executable, "-c", _READ, str(path)], capture_output=True, text=True,
@@ -415,7 +418,7 @@ def test_hardening_integer_pth_weights_are_refused_on_load(tmp_path, dtype):
     (b"", "the file is empty; expected a PyTorch checkpoint"),
     (b"hello world\n" * 10, "not a PyTorch checkpoint: it is neither a zip archive"),
 ])
-def test_hardening_random_or_empty_pth(tmp_path, capsys, content, message):
+def test_hardening_random_or_empty_pth(tmp_path, content, message):
     """1000 random bytes were called an unsafe pickle, with torch's advice to load it with
     weights_only=False (which would run code); an empty file gave 'not a readable PyTorch
     checkpoint ()'. Now a plain CheckpointError that says what the file is."""
@@ -534,6 +537,7 @@ def test_hardening_alpha_the_probe_missed_fails_before_the_work(tmp_path, monkey
 
 
 # -- 13: the manifest on a full disk ---------------------------------------------------------------
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the manifest's descriptor in /proc")
 def test_hardening_manifest_append_on_a_full_disk_names_the_file(tmp_path, monkeypatch, capsys):
     """"error: [Errno 28] No space left on device" did not say which file: now it does."""
     import errno

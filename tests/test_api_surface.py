@@ -26,10 +26,11 @@ PACKAGES: dict[str, list[str]] = {
     'dermsr.errors': [
         'BackendError', 'BackendUnavailableError', 'CheckpointError', 'DermsrError', 'ExportError',
         'ImageReadError', 'ImageWriteError', 'InputError', 'UnknownNameError',
-        'UnsafeCheckpointError', 'WeightsNotFoundError',
+        'UnsafeCheckpointError', 'WeightsNotFoundError', 'WriteError',
     ],
     'dermsr.io': [
-        'IMAGE_SUFFIXES', 'atomic_write_bytes', 'encode_image', 'read_image', 'write_image',
+        'IMAGE_SUFFIXES', 'MAX_IMAGE_PIXELS', 'atomic_write_bytes', 'encode_image', 'image_header',
+        'read_image', 'write_image',
     ],
     'dermsr.degrade': [
         'PRESETS', 'STEP_TYPES', 'DegradeResult', 'Degrader', 'ops', 'step_from_dict', 'steps',
@@ -61,8 +62,8 @@ PACKAGES: dict[str, list[str]] = {
     ],
     'dermsr.folder': [
         'LOCK_NAME', 'MANIFEST_FIELDS', 'MANIFEST_NAME', 'Job', 'Manifest', 'Result', 'Summary',
-        'enhance_folder', 'find_images', 'output_path', 'plan_jobs', 'process_one',
-        'read_manifest', 'remove_partials', 'run_jobs', 'threads_per_worker',
+        'enhance_folder', 'find_images', 'output_path', 'plan_jobs', 'probe_16bit', 'probe_alpha',
+        'process_one', 'read_manifest', 'remove_partials', 'run_jobs', 'threads_per_worker',
     ],
     'dermsr.bench': [
         'BenchResult', 'CpuInfo', 'bench_backend', 'cpu_info', 'environment',

@@ -19,6 +19,7 @@ __all__ = [
     "UnknownNameError",
     "UnsafeCheckpointError",
     "WeightsNotFoundError",
+    "WriteError",
 ]
 
 
@@ -53,7 +54,12 @@ class ImageReadError(DermsrError, OSError):
     """An image file that is missing, unreadable, truncated or not an image."""
 
 
-class ImageWriteError(DermsrError, OSError):
+class WriteError(DermsrError, OSError):
+    """A file dermsr writes (an image, a manifest, an export) could not be written; the message
+    names the file. Files written atomically are left untouched."""
+
+
+class ImageWriteError(WriteError):
     """An image that could not be written (the destination is left untouched)."""
 
 

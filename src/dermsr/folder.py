@@ -39,7 +39,7 @@ from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
+from .errors import InputError, WriteError
 from .io import IMAGE_SUFFIXES
 from .machine import usable_cores
 from .validation import check_int
@@ -59,6 +59,8 @@ __all__ = [
     "find_images",
     "output_path",
     "plan_jobs",
+    "probe_16bit",
+    "probe_alpha",
     "process_one",
     "read_manifest",
     "remove_partials",
@@ -72,6 +74,7 @@ LOCK_NAME = ".dermsr-enhance.lock"
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 
 _EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
+_NO_ALPHA = (".jpg", ".jpeg")
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -99,7 +102,10 @@ def find_images(
 
     Folders are listed in sorted order (sub-folders too with ``recursive``); files inside
     ``exclude_dir`` (the output folder) are left out when it lies *below* an input folder,
-    so a rerun never enhances its own outputs.
+    so a rerun never enhances its own outputs. Entries with an image suffix that are not
+    regular files (a broken symlink, a FIFO, a link to a device) are listed too, and so are
+    such paths named on the command line: reading them fails with the reason, which the run
+    records, instead of their being skipped unseen.
     """
     excl = exclude_dir.resolve() if exclude_dir is not None else None
     found: list[tuple[Path, Path]] = []
@@ -109,22 +115,28 @@ def find_images(
             root = item.resolve()
             prune = excl if excl is not None and excl != root and _inside(excl, root) else None
             for f in sorted(item.glob("**/*" if recursive else "*")):
-                if not (f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
+                if f.suffix.lower() not in IMAGE_SUFFIXES or f.is_dir():
                     continue
                 if prune is not None and _inside(f.resolve(), prune):
                     continue
                 found.append((f, f.relative_to(item)))
-        elif item.is_file():
+        elif os.path.lexists(item):  # a file, or something that is there but cannot be read
             found.append((item, Path(item.name)))
         else:
             raise InputError(f"{item}: no such file or folder")
     return found
 
 
-def output_path(rel: Path, out_dir: Path, fmt: str | None, is16: bool, scale: int) -> Path:
-    """``out_dir/<rel folder>/<stem>_x<scale>.<suffix>``; 16-bit images never go to 8-bit formats."""
+def output_path(rel: Path, out_dir: Path, fmt: str | None, is16: bool, scale: int, *,
+                has_alpha: bool = False) -> Path:
+    """``out_dir/<rel folder>/<stem>_x<scale>.<suffix>``; 16-bit images never go to 8-bit
+    formats, nor images with an alpha channel to JPEG: those become PNG.
+
+    >>> output_path(Path("logo.png"), Path("out"), "jpg", False, 4, has_alpha=True).as_posix()
+    'out/logo_x4.png'
+    """
     suffix = f".{fmt.lstrip('.')}" if fmt else rel.suffix.lower()
-    if is16 and suffix in _EIGHT_BIT_ONLY:
+    if (is16 and suffix in _EIGHT_BIT_ONLY) or (has_alpha and suffix in _NO_ALPHA):
         suffix = ".png"
     return out_dir / rel.with_name(f"{rel.stem}_x{scale}{suffix}")
 
@@ -132,6 +144,8 @@ def output_path(rel: Path, out_dir: Path, fmt: str | None, is16: bool, scale: in
 def probe_16bit(path: Path) -> bool:
     """Whether a PNG or TIFF file stores 16-bit samples, from its header only (no decoding)."""
     suffix = path.suffix.lower()
+    if not path.is_file():  # opening a FIFO would block; reading reports what it is
+        return False
     try:
         if suffix == ".png":
             with open(path, "rb") as f:
@@ -149,6 +163,24 @@ def probe_16bit(path: Path) -> bool:
     return False
 
 
+def probe_alpha(path: Path) -> bool:
+    """Whether :func:`dermsr.io.read_image` would give this file an alpha channel, from its
+    header only: RGBA / grey+alpha images, and RGB or palette PNGs with a transparent colour
+    (OpenCV expands those to RGBA)."""
+    from .io import image_header
+
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            im = image_header(f)
+            if im is None:
+                return False
+            return im.mode in ("RGBA", "LA", "PA") or (im.mode in ("RGB", "P") and "transparency" in im.info)
+    except OSError:
+        return False  # unreadable: the worker reports it
+
+
 def plan_jobs(
     found: Sequence[tuple[Path, Path]], out_dir: Path, *, fmt: str | None, scale: int
 ) -> tuple[list[Job], list[Result]]:
@@ -162,9 +194,10 @@ def plan_jobs(
     jobs: list[Job] = []
     refused: list[Result] = []
     for src, rel in found:
-        needs_probe = (f".{fmt}" if fmt else rel.suffix.lower()) in _EIGHT_BIT_ONLY
-        is16 = needs_probe and probe_16bit(src)
-        dest = output_path(rel, out_dir, fmt, is16, scale)
+        target = f".{fmt}" if fmt else rel.suffix.lower()
+        is16 = target in _EIGHT_BIT_ONLY and probe_16bit(src)
+        has_alpha = target in _NO_ALPHA and probe_alpha(src)
+        dest = output_path(rel, out_dir, fmt, is16, scale, has_alpha=has_alpha)
         key = dest.resolve()
         if key in inputs:
             refused.append(Result(src, dest, FAILED, error=f"{dest}: refusing to overwrite an input file"))
@@ -237,6 +270,8 @@ def process_one(job: Job, enhancer: Enhancer, *, overwrite: bool = False) -> Res
         size_in = (image.shape[1], image.shape[0])
         if image.dtype.itemsize == 2 and job.dest.suffix.lower() in _EIGHT_BIT_ONLY:
             raise InputError(f"16-bit image cannot be written as {job.dest.suffix} without loss; use --format png")
+        if image.ndim == 3 and image.shape[2] == 4 and job.dest.suffix.lower() in _NO_ALPHA:
+            raise InputError(f"the image has an alpha channel, which {job.dest.suffix} cannot store; use --format png")
         out = enhancer.enhance(image)
         write_image(job.dest, out)
     except Exception as exc:  # one bad file must not stop the others
@@ -462,24 +497,34 @@ class Manifest:
     def __init__(self, path: Path, out_dir: Path) -> None:
         self.path = Path(path)
         self.out_dir = out_dir
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        last = b""
-        if self.path.exists() and self.path.stat().st_size:
-            with open(self.path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                last = f.read(1)
-        self._f = open(self.path, "a", newline="", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            last = b""
+            if self.path.exists() and self.path.stat().st_size:
+                with open(self.path, "rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    last = f.read(1)
+            self._f = open(self.path, "a", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise WriteError(f"{self.path}: cannot open the manifest ({exc.strerror or exc})") from exc
         if not last:
             self._write(dict(zip(MANIFEST_FIELDS, MANIFEST_FIELDS, strict=True)))
         elif last != b"\n":
-            self._f.write("\r\n")  # finish the row a killed run left half-written
+            self._write_text("\r\n")  # finish the row a killed run left half-written
+
+    def _write_text(self, text: str) -> None:
+        """Append, flush and sync ``text``; a failure (a full disk) names the manifest."""
+        try:
+            self._f.write(text)
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as exc:
+            raise WriteError(f"{self.path}: cannot append to the manifest ({exc.strerror or exc})") from exc
 
     def _write(self, row: dict[str, str]) -> None:
         buf = io.StringIO()
         csv.DictWriter(buf, MANIFEST_FIELDS).writerow(row)
-        self._f.write(buf.getvalue())  # one write per row
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        self._write_text(buf.getvalue())  # one write per row
 
     def append(self, result: Result) -> None:
         self._write(result.row(self.out_dir))
@@ -583,7 +628,8 @@ def enhance_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST_NAME
     previous = read_manifest(manifest_path)
-    found = [(src, rel) for src, rel in found if not _listed_output(src, out_dir, previous)]
+    own = _own_outputs(found, out_dir, enhancer.scale)
+    found = [(src, rel) for src, rel in found if src not in own and not _listed_output(src, out_dir, previous)]
     if not found:
         raise InputError("no images found in the given inputs")
     jobs, refused = plan_jobs(found, out_dir, fmt=fmt, scale=enhancer.scale)
@@ -626,6 +672,19 @@ def enhance_folder(
         lock.release()
         summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _own_outputs(found: Sequence[tuple[Path, Path]], out_dir: Path, scale: int) -> set[Path]:
+    """Files of ``found`` in the output folder that are another found file's output from an
+    earlier run (``a_x4.png`` beside ``a.jpg``, whatever the format), when the output folder
+    is an input folder: never enhanced again, even without the manifest that lists them."""
+    tag = f"_x{scale}"
+    stems = {(src.parent, src.stem) for src, _ in found}
+    out = out_dir.resolve()
+    return {
+        src for src, _ in found
+        if src.stem.endswith(tag) and (src.parent, src.stem[: -len(tag)]) in stems and _inside(src.resolve(), out)
+    }
 
 
 def _listed_output(src: Path, out_dir: Path, previous: dict[str, dict[str, str]]) -> bool:

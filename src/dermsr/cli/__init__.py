@@ -2,7 +2,8 @@
 
 Each subcommand module defines ``add_parser(subparsers)`` (cheap: no runtime imports) and
 ``run(args) -> int``. Errors raised on purpose (:class:`~dermsr.errors.DermsrError`) print
-one line on stderr and exit 2; ``--debug`` shows the traceback instead.
+one line on stderr and exit 2; any other exception prints one line too and exits 1 (bad user
+input never shows a traceback); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"dermsr {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # not raised on purpose: still one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"dermsr {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+              "(run 'dermsr --debug ...' for the traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 def run() -> None:

@@ -8,6 +8,7 @@ interrupted (run the same command again to resume).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -40,8 +41,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="output format (default: same as input; 16-bit inputs default to png)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse images of more than N pixels (width × height), checked before "
+                   "decoding (default: 67108864 = 8192×8192, or $DERMSR_MAX_IMAGE_PIXELS; 0: no limit)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def set_max_pixels(n: int) -> None:
+    """``--max-pixels``: set :data:`dermsr.io.MAX_IMAGE_PIXELS` here and, through its environment
+    variable, in the worker processes this run starts (0: no limit)."""
+    from .. import io
+
+    if n < 0:
+        raise InputError(f"--max-pixels expects a number of pixels >= 0 (0: no limit), got {n}")
+    io.MAX_IMAGE_PIXELS = n or None
+    os.environ[io.MAX_PIXELS_ENV] = str(n)
 
 
 def collect_inputs(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
@@ -74,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--workers expects a positive integer, got {args.workers}")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads expects a positive integer, got {args.threads}")
+    if args.max_pixels is not None:
+        set_max_pixels(args.max_pixels)
     enhancer = Enhancer(args.model, backend=args.backend, device=args.device, tile=parse_tile(args.tile),
                         threads=threads_per_worker(args.workers, args.threads))
     bars: list[tqdm] = []

@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Write the model in a runtime's own format (model.onnx; model.ncnn.param + "
         "model.ncnn.bin; model.pte) with dermsr-manifest.json describing inputs, outputs, "
         "value range, scale, tile shape, weights hash and tool versions. Existing files of the "
-        "same names in DIR are replaced atomically.",
+        "same names in DIR are replaced atomically, under a lock over the whole set, so two "
+        "exports into one folder never leave a mix.",
     )
     p.add_argument("--format", required=True, choices=sorted(EXPORTERS), help="target runtime format")
     p.add_argument("--model", default=None,

@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..imaging import UINT_MAX as _UINT_MAX
 from ..imaging import is_uint, uint_to_float
 
-__all__ = ["Prepared", "is_uint", "prepare", "restore", "to_uint"]
+__all__ = ["Prepared", "is_uint", "prepare", "restore", "to_uint", "uint_max"]
 
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
@@ -124,6 +124,15 @@ def _prepare_tensor(t: Any) -> Prepared:
     f = _to_unit_float(arr.numpy(), "tensor")
     x, alpha = _split_channels(np.ascontiguousarray(f))
     return Prepared(x, alpha, "torch", t.dtype, layout, c, t.device)
+
+
+def uint_max(dtype: Any) -> float:
+    """The value of white in an integer image dtype.
+
+    >>> uint_max(np.uint8), uint_max(np.uint16)
+    (255.0, 65535.0)
+    """
+    return _UINT_MAX[np.dtype(dtype)]
 
 
 def to_uint(y: np.ndarray, dtype: Any, *, scratch: bool = False) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,24 @@ SANE_RANGE = (-16.0, 17.0)
 AUTO_ORDER = ("ncnn", "executorch", "onnxruntime", "torch")
 
 
-def check_output(y: np.ndarray, backend: str) -> np.ndarray:
+#: A tile whose output is one constant value (a runtime that filled its output buffer, or never
+#: wrote it: 10.0 or 0.0 everywhere is in range) is refused when its input differs by at least
+#: one 8-bit level somewhere, or when the input is flat and the constant is more than
+#: ``FLAT_TOLERANCE`` away from it. A real model's output always carries the input's structure
+#: (the network adds the upsampled input to its output), so this never refuses a real result.
+FLAT_TOLERANCE = 0.5
+
+
+def check_output(y: np.ndarray, backend: str, x: np.ndarray | None = None) -> np.ndarray:
     """Refuse non-finite or far out-of-range output (naming the backend), then clamp to [0, 1].
 
     ``y`` is clamped in place and returned. Two reductions and no temporary array: a NaN
     propagates through ``min``/``max`` and an infinity is out of range, so finite in-range
     extremes prove every value finite (the mask ``np.isfinite`` would allocate is only built to
     count the bad values once an error is certain).
+
+    With ``x``, the input ``y`` was computed from, a constant ``y`` is checked against it
+    (:data:`FLAT_TOLERANCE`); that costs nothing unless ``y`` is constant.
     """
     lo, hi = float(y.min()), float(y.max())
     if not (SANE_RANGE[0] <= lo and hi <= SANE_RANGE[1]):  # NaN fails both comparisons
@@ -54,6 +66,13 @@ def check_output(y: np.ndarray, backend: str) -> np.ndarray:
             f"backend {backend!r} returned values in [{lo:.4g}, {hi:.4g}], far outside the model's "
             f"range {SANE_RANGE}: corrupted output"
         )
+    if lo == hi and x is not None and np.size(y) > 1:
+        xlo, xhi = float(x.min()), float(x.max())
+        if xhi - xlo >= 1 / 255 or not (xlo - FLAT_TOLERANCE <= lo <= xhi + FLAT_TOLERANCE):
+            raise BackendError(
+                f"backend {backend!r} returned the constant {lo:.4g} for every pixel of a "
+                f"{tuple(x.shape)} input with values in [{xlo:.4g}, {xhi:.4g}]: corrupted output"
+            )
     return np.clip(y, 0.0, 1.0, out=y)
 
 
@@ -103,6 +122,14 @@ class Enhancer:
         threads = check_int(threads, "threads", lo=1, none_ok=True)
         self.tile = tile
         self.tile_pad = self.model.receptive_field if tile_pad is None else int(tile_pad)
+        if tile is not None and self.tile_pad < self.model.receptive_field:
+            warnings.warn(
+                f"tile_pad={self.tile_pad} is less than the receptive field of {self.model.name!r} "
+                f"({self.model.receptive_field} pixels): tiled output will show seams; leave "
+                "tile_pad unset for tiles that equal the untiled output",
+                UserWarning,
+                stacklevel=2,
+            )
         self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options))
         self.backend_name = self._resolve_backend(backend)
         self._backend = get_backend(self.backend_name)
@@ -197,18 +224,32 @@ class Enhancer:
         plan = self.tile_plan(x.shape[2], x.shape[3])
         return run_tiled(self._run_checked, x, plan)
 
-    def _run_into_uint(self, x: np.ndarray, dtype: Any) -> np.ndarray:
-        """:meth:`run` on one RGB image, each tile converted straight into an (sH, sW, 3)
-        ``dtype`` (uint8/uint16) array: equal to ``to_uint(run(x))`` without the float32 canvas,
-        which for a 2048×1536 photo is 604 MB (docs/performance.md)."""
-        x = self._checked_input(x)
-        h, w = x.shape[2:]
-        out = np.empty((h * self.scale, w * self.scale, 3), dtype=dtype)
+    def _run_into_uint(self, image: np.ndarray) -> np.ndarray:
+        """:meth:`enhance` of a uint8/uint16 RGB (HxWx3) or grey (HxW, HxWx1) image with no
+        full-size float array: each tile's window is converted to float on its own and each
+        tile's output straight into the integer result. Equal to ``restore(run(prepare(image)))``
+        without the float32 copy of the input (4× a uint8 image) or the float32 canvas of the
+        output (604 MB for a 2048×1536 photo, docs/performance.md)."""
+        h, w = image.shape[:2]
+        grey = image.ndim == 2 or image.shape[2] == 1
+        x = image.reshape(h, w, -1).transpose(2, 0, 1)[None]  # an NCHW view, no copy
+        if grey:  # grey runs as three equal channels: a broadcast view, still no copy
+            x = np.broadcast_to(x, (1, 3, h, w))
+        top = np.float32(convert.uint_max(image.dtype))
+        out = np.empty((h * self.scale, w * self.scale, *image.shape[2:]), dtype=image.dtype)
+        canvas = out.reshape(h * self.scale, w * self.scale, -1)
 
         def store(core: np.ndarray, box: tuple[int, int, int, int]) -> None:
-            out[box[0] : box[1], box[2] : box[3]] = convert.to_uint(core[0].transpose(1, 2, 0), dtype, scratch=True)
+            if grey:  # the output's channels are averaged back to one, as convert.restore does
+                core = core.mean(axis=1, keepdims=True)
+            canvas[box[0] : box[1], box[2] : box[3]] = convert.to_uint(
+                core[0].transpose(1, 2, 0), image.dtype, scratch=True
+            )
 
-        run_tiled(self._run_checked, x, self.tile_plan(h, w), sink=store)
+        def run_window(window: np.ndarray) -> np.ndarray:  # window: integer values as float32
+            return self._run_checked(window / top)
+
+        run_tiled(run_window, x, self.tile_plan(h, w), sink=store)
         return out
 
     def _run_checked(self, window: np.ndarray) -> np.ndarray:
@@ -217,7 +258,7 @@ class Enhancer:
         y = self._run_session(window)
         if np.may_share_memory(y, window):  # never clamp a caller's buffer in place
             y = y.copy()
-        return check_output(y, self.backend_name)
+        return check_output(y, self.backend_name, window)
 
     def enhance(self, image: Any) -> Any:
         """Super-resolve one image and give it back in the same kind, ×scale.
@@ -229,11 +270,12 @@ class Enhancer:
             from ..io import read_image
 
             image = read_image(image)
-        prep = convert.prepare(image)
         cfg = self.model.config
-        if (prep.kind == "numpy" and prep.layout == "HWC" and prep.channels == 3 and convert.is_uint(prep.dtype)
+        if (isinstance(image, np.ndarray) and convert.is_uint(image.dtype) and image.size
+                and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3)))
                 and cfg.num_in_ch == cfg.num_out_ch == 3):
-            return self._run_into_uint(prep.x, prep.dtype)  # an 8/16-bit photo: no float canvas
+            return self._run_into_uint(image)  # an 8/16-bit photo: no full-size float array
+        prep = convert.prepare(image)
         y = self.run(prep.x)
         return convert.restore(y, prep)
 

@@ -113,6 +113,10 @@ def run_tiled(
 ) -> np.ndarray | None:
     """Run ``fn`` (float32 NCHW → float32 NCHW ×scale) tile by tile and stitch the result.
 
+    ``fn`` must give back as many images and channels as it was given, each ``scale`` times
+    larger; any other shape (a runtime returning 1 or 4 channels, say) is a
+    :class:`~dermsr.errors.BackendError` before anything is stitched.
+
     Each window is copied into its own contiguous array that lives for the whole call of
     ``fn``; the output canvas is host memory, so the backend's working memory is bounded by
     the tile, not the image. A single-tile plan returns ``fn``'s own output (no canvas, no
@@ -142,10 +146,10 @@ def run_tiled(
         window = np.ascontiguousarray(x[:, :, wy0:wy1, wx0:wx1], dtype=np.float32)
         y = fn(window)
         want = ((wy1 - wy0) * s, (wx1 - wx0) * s)
-        if y.ndim != 4 or y.shape[0] != n or y.shape[2:] != want:
+        if y.ndim != 4 or y.shape[:2] != window.shape[:2] or y.shape[2:] != want:
             raise BackendError(
                 f"backend returned shape {tuple(y.shape)} for a {window.shape} tile; expected "
-                f"({n}, C, {want[0]}, {want[1]})"
+                f"({n}, {window.shape[1]}, {want[0]}, {want[1]})"
             )
         cy0, cy1, cx0, cx1 = t.core
         core = y[:, :, (cy0 - wy0) * s : (cy1 - wy0) * s, (cx0 - wx0) * s : (cx1 - wx0) * s]

@@ -8,7 +8,8 @@ An entry is a folder named by a key hashed from the model's weights hash, the ar
 its shape/options and the tool versions that built it. Each entry holds ``entry.json``
 listing every file with its size and SHA-256. Entries are built in a temporary folder, hashed,
 then renamed into place, under a file lock, so concurrent processes never see or produce a
-half-written entry. An entry whose files do not match their recorded hashes, or that fails
+half-written entry; the temporary folder of a build that was killed is removed by the next
+process that takes that entry's lock. An entry whose files do not match their recorded hashes, or that fails
 the caller's validation, is deleted and rebuilt, never loaded.
 """
 
@@ -92,6 +93,10 @@ def cached_artifact(
     key = artifact_key(kind, model_sha256, parts)
     folder = root / key
     with FileLock(str(root / f"{key}.lock")):
+        # a build of this key that was killed (SIGKILL, power loss) left its temporary folder;
+        # nobody else is building this key while we hold its lock, so any such folder is stale
+        for stale in root.glob(f".{key}.*"):
+            shutil.rmtree(stale, ignore_errors=True)
         if folder.exists():
             usable = _entry_ok(folder)
             if usable and validate is not None:

@@ -15,12 +15,47 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..errors import WriteError
 from ..io import atomic_write_bytes
 from ..models.spec import Model
 
-__all__ = ["MANIFEST_NAME", "build_manifest", "tool_versions", "write_manifest"]
+__all__ = ["LOCK_NAME", "MANIFEST_NAME", "build_manifest", "tool_versions", "write_export", "write_manifest"]
 
 MANIFEST_NAME = "dermsr-manifest.json"
+#: Lock file an export holds in its output folder while it writes there (left in place, empty).
+LOCK_NAME = ".dermsr-export.lock"
+#: Seconds an export waits for another export's writes into the same folder (milliseconds
+#: normally) before it gives up.
+LOCK_TIMEOUT = 120.0
+
+
+def write_export(out_dir: str | Path, files: Mapping[str, bytes], manifest: Mapping[str, Any]) -> Path:
+    """Write an export's ``files`` (name → bytes, in order) and then its manifest into
+    ``out_dir``, each atomically, all under the folder's export lock; return the manifest path.
+
+    Without the lock, two exports into one folder replaced the files one at a time and could
+    leave a mix (``model.onnx`` of one model, the manifest of the other). With it, the second
+    export waits until the first has written its whole set, then writes its own: the folder
+    always holds one export's complete set.
+    """
+    from filelock import FileLock, Timeout
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / LOCK_NAME))
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT)
+    except Timeout:
+        raise WriteError(
+            f"{out}: another export has been writing here for {LOCK_TIMEOUT:.0f} s (lock {LOCK_NAME}); "
+            "is it stuck?"
+        ) from None
+    try:
+        for name, data in files.items():
+            atomic_write_bytes(out / name, data)
+        return write_manifest(out, manifest)
+    finally:
+        lock.release()
 
 
 def tool_versions(dists: Iterable[str]) -> dict[str, str | None]:

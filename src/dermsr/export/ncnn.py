@@ -18,6 +18,7 @@ Files written by :func:`export_ncnn`: ``model.ncnn.param``, ``model.ncnn.bin`` a
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -25,11 +26,10 @@ import warnings
 from pathlib import Path
 
 from ..errors import BackendUnavailableError, CheckpointError, ExportError
-from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.ncnn_import import parse_param
 from ..models.spec import Model
-from .manifest import build_manifest, write_manifest
+from .manifest import build_manifest, write_export
 from .onnx import check_tile_shape
 
 __all__ = [
@@ -121,7 +121,9 @@ def write_ncnn(
     shape1, shape2 = (1, c, h, w), (1, c, h + 7, w + 3)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dermsr-pnnx-") as tmp:
+    # PNNX's work files live inside ``folder``: a cache build killed midway leaves them only in
+    # the cache's temporary folder, which the next build of that entry removes
+    with tempfile.TemporaryDirectory(prefix=".dermsr-pnnx-", dir=folder) as tmp:
         work = Path(tmp)
         pt = work / "model.pt"
         try:
@@ -182,15 +184,11 @@ def export_ncnn(
     """
     m = load_model(model)
     tile_shape = check_tile_shape(tile_shape)
-    out = Path(out_dir)
-    from .cache import file_sha256
-
     with tempfile.TemporaryDirectory(prefix="dermsr-ncnn-") as tmp:
         param, binf = write_ncnn(m, tmp, fp16=fp16, tile_shape=tile_shape)
-        sums = {p.name: file_sha256(p) for p in (param, binf)}
         # .bin before .param: a reader that sees the new .param also finds its weights
-        atomic_write_bytes(out / BIN_NAME, binf.read_bytes())
-        atomic_write_bytes(out / PARAM_NAME, param.read_bytes())
+        files = {BIN_NAME: binf.read_bytes(), PARAM_NAME: param.read_bytes()}
+    sums = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     manifest = build_manifest(
         m,
         fmt="ncnn",
@@ -209,4 +207,4 @@ def export_ncnn(
             "file_sha256": sums,
         },
     )
-    return write_manifest(out, manifest)
+    return write_export(out_dir, files, manifest)

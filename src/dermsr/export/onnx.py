@@ -12,15 +12,15 @@ Files written by :func:`export_onnx`: ``model.onnx`` plus ``dermsr-manifest.json
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
 from ..errors import BackendUnavailableError, ExportError, InputError
-from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.spec import Model
 from ..validation import is_int
-from .manifest import build_manifest, write_manifest
+from .manifest import build_manifest, write_export
 
 __all__ = [
     "FILE_NAME",
@@ -138,10 +138,6 @@ def export_onnx(
     m = load_model(model)
     tile_shape = check_tile_shape(tile_shape)
     data = onnx_bytes(m, tile_shape=tile_shape, opset=opset)
-    out = Path(out_dir)
-    atomic_write_bytes(out / FILE_NAME, data)
-    from .cache import file_sha256
-
     manifest = build_manifest(
         m,
         fmt="onnx",
@@ -152,7 +148,7 @@ def export_onnx(
         tools=ONNX_TOOLS,
         extra={
             "onnx": {"opset": opset, "dynamic_axes": ["batch"] + ([] if tile_shape else ["height", "width"])},
-            "file_sha256": {FILE_NAME: file_sha256(out / FILE_NAME)},
+            "file_sha256": {FILE_NAME: hashlib.sha256(data).hexdigest()},
         },
     )
-    return write_manifest(out, manifest)
+    return write_export(out_dir, {FILE_NAME: data}, manifest)

@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError, InputError
-from ..io import atomic_write_bytes
 from ..models import load_model
 from ..models.spec import AUTO_TILE, Model
 from ..validation import is_int
 from .cache import cached_artifact
 from .graphs import GRAPHS
-from .manifest import build_manifest, tool_versions, write_manifest
+from .manifest import build_manifest, tool_versions, write_export
 from .pte_runner import load_pte
 
 __all__ = [
@@ -269,8 +268,6 @@ def export_pte(
     folder = cached_pte(model, spec, validate=lambda f: load_pte(f / PTE_NAME, spec=spec))
     data = (folder / PTE_NAME).read_bytes()
     report = json.loads((folder / REPORT_NAME).read_text())
-    out = Path(out_dir)
-    atomic_write_bytes(out / PTE_NAME, data)
     manifest = build_manifest(
         model,
         fmt="executorch",
@@ -295,7 +292,7 @@ def export_pte(
             }
         },
     )
-    return write_manifest(out, manifest)
+    return write_export(out_dir, {PTE_NAME: data}, manifest)
 
 
 def _sha256(data: bytes) -> str:

@@ -7,6 +7,7 @@ need to run code to unpickle is refused, never executed.
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ def _to_numpy(value: Any, where: str) -> np.ndarray:
     if isinstance(value, np.ndarray):
         arr = value
     elif hasattr(value, "detach") and hasattr(value, "cpu"):
+        if not value.is_floating_point():  # checked before .float() would hide it
+            raise CheckpointError(f"{where}: expected floating-point weights, got {value.dtype}")
         arr = value.detach().cpu().float().numpy()
     else:
         raise CheckpointError(f"{where}: expected a tensor, got {type(value).__name__}")
@@ -80,16 +83,41 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         except Exception as exc:
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
 
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise CheckpointError(f"{path}: the file is empty; expected a PyTorch checkpoint")
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint: it is neither a zip archive (torch.save) nor a "
+            f"pickle (it starts with {head!r})"
+        )
+
     import torch
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise UnsafeCheckpointError(
-            f"{path}: refused to load: the file is a pickle that needs to run code to unpickle "
-            f"(torch.load(weights_only=True) said: {str(exc).splitlines()[0]}). Only plain "
-            "tensor checkpoints are loaded; re-save the state dict with torch.save(model.state_dict())"
-        ) from exc
+        raise _unpickling_error(path, exc) from exc
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     return unwrap_state_dict(obj, str(path))
+
+
+def _unpickling_error(path: Path, exc: Exception) -> CheckpointError:
+    """What torch.load(weights_only=True) refused, in our words: a pickle that names code to run
+    (refused as unsafe) or one that is corrupt. torch's own text suggests loading with
+    ``weights_only=False``, which would run that code, so it is not passed on."""
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return UnsafeCheckpointError(
+            f"{path}: refused to load: the file is a pickle that needs to run code to unpickle "
+            f"({found.group(1)}). Only plain tensor checkpoints are loaded; re-save the state "
+            "dict with torch.save(model.state_dict())"
+        )
+    detail = re.search(r"Unsupported operand \d+|[^\n]*(?:truncated|EOF|MARK)[^\n]*", text)
+    return CheckpointError(
+        f"{path}: not a readable PyTorch checkpoint: the pickle inside is corrupt or not a "
+        f"tensor checkpoint ({detail.group(0).strip() if detail else type(exc).__name__})"
+    )

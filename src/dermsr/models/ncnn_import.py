@@ -9,6 +9,7 @@ values, padded to 4 bytes; ``0``: float32); its bias and PReLU slopes are raw fl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,16 +32,39 @@ class NcnnLayer:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     params: dict[int, str]
+    source: str = "NCNN .param"  # the file, for error messages
 
-    def int_param(self, key: int, default: int | None = None) -> int:
+    def _bad(self, key: int, expected: str) -> CheckpointError:
+        return CheckpointError(
+            f"{self.source}: layer {self.name} ({self.type}): parameter {key}={self.params[key]} is "
+            f"not {expected}"
+        )
+
+    def int_param(self, key: int, default: int | None = None, *, minimum: int | None = None) -> int:
+        """Integer parameter ``key`` (``default`` if absent), at least ``minimum`` if given."""
         if key not in self.params:
             if default is None:
-                raise CheckpointError(f"NCNN layer {self.name}: parameter {key} missing")
+                raise CheckpointError(f"{self.source}: layer {self.name} ({self.type}): parameter {key} missing")
             return default
-        return int(self.params[key])
+        try:
+            value = int(self.params[key])
+        except ValueError:
+            raise self._bad(key, "an integer") from None
+        if minimum is not None and value < minimum:
+            raise self._bad(key, f"an integer >= {minimum}")
+        return value
 
-    def float_param(self, key: int, default: float) -> float:
-        return float(self.params[key]) if key in self.params else default
+    def float_param(self, key: int, default: float, *, positive: bool = False) -> float:
+        """Float parameter ``key`` (``default`` if absent); finite, and > 0 if ``positive``."""
+        if key not in self.params:
+            return default
+        try:
+            value = float(self.params[key])
+        except ValueError:
+            raise self._bad(key, "a number") from None
+        if not math.isfinite(value) or (positive and value <= 0):
+            raise self._bad(key, "a positive finite number" if positive else "a finite number")
+        return value
 
 
 def parse_param(path: str | Path) -> list[NcnnLayer]:
@@ -62,6 +86,8 @@ def parse_param(path: str | Path) -> list[NcnnLayer]:
         tok = line.split()
         try:
             n_in, n_out = int(tok[2]), int(tok[3])
+            if n_in < 0 or n_out < 0:
+                raise ValueError("negative blob count")
             ins = tuple(tok[4 : 4 + n_in])
             outs = tuple(tok[4 + n_in : 4 + n_in + n_out])
             params = {}
@@ -72,7 +98,7 @@ def parse_param(path: str | Path) -> list[NcnnLayer]:
             raise CheckpointError(f"{path}:{lineno}: malformed layer line {line!r}") from exc
         if len(ins) != n_in or len(outs) != n_out:
             raise CheckpointError(f"{path}:{lineno}: layer line is truncated: {line!r}")
-        layers.append(NcnnLayer(tok[0], tok[1], ins, outs, params))
+        layers.append(NcnnLayer(tok[0], tok[1], ins, outs, params, str(path)))
     if len(layers) != layer_count:
         raise CheckpointError(
             f"{path}: header says {layer_count} layers, found {len(layers)} (truncated file?)"
@@ -141,9 +167,9 @@ def import_ncnn(param_path: str | Path, bin_path: str | Path) -> tuple[ModelConf
         if t in ("Input", "Split", "BinaryOp"):
             continue
         if t == "Convolution":
-            num_output = layer.int_param(0)
+            num_output = layer.int_param(0, minimum=1)
             kernel = layer.int_param(1)
-            size = layer.int_param(6)
+            size = layer.int_param(6, minimum=1)
             if kernel != 3 or layer.int_param(4, 0) != 1 or layer.int_param(3, 1) != 1:
                 raise CheckpointError(
                     f"{param_path}: layer {layer.name}: expected a 3×3 stride-1 pad-1 convolution, "
@@ -160,17 +186,17 @@ def import_ncnn(param_path: str | Path, bin_path: str | Path) -> tuple[ModelConf
                 weights[f"body.{body}.bias"] = np.zeros(num_output, np.float32)
             body += 1
         elif t == "PReLU":
-            n = layer.int_param(0, 1)
+            n = layer.int_param(0, 1, minimum=1)
             weights[f"body.{body}.weight"] = reader.raw_f32(n, f"{layer.name} slopes")
             body += 1
         elif t == "ReLU":
             act_type = "leakyrelu" if layer.float_param(0, 0.0) else "relu"
             body += 1
         elif t == "PixelShuffle":
-            pixel_shuffle = layer.int_param(0)
+            pixel_shuffle = layer.int_param(0, minimum=1)
         elif t == "Interp":
             mode = layer.int_param(0, 0)
-            scale = layer.float_param(1, 1.0)
+            scale = layer.float_param(1, 1.0, positive=True)
             if pixel_shuffle is None:
                 raise CheckpointError(f"{param_path}: Interp {layer.name} before PixelShuffle")
             if mode == 1 and abs(scale - pixel_shuffle) < 1e-6:

@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="side of the degraded low-resolution input in pixels (default 224, the thesis's)")
     p.add_argument("--model", default=None, help="built-in model name or weights file (default: realesr-animevideov3-x4)")
     p.add_argument("--lpips-backbone", default=None, metavar="PATH",
-                   help="AlexNet weights for LPIPS (default: $DERMSR_LPIPS_BACKBONE, then torchvision's cache)")
+                   help="AlexNet weights for LPIPS (default: $DERMSR_LPIPS_BACKBONE, else the copy "
+                        "shipped with dermsr; never downloaded)")
     p.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's own)")
     p.add_argument("--no-resume", action="store_true",
                    help="recompute everything instead of reusing OUT/cache from an earlier run")
@@ -61,6 +62,9 @@ def _images(items: list[Path]) -> tuple[Path, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._extras import require
+
+    require("metrics", "dermsr study")
     from ..evaluate.study import StudyConfig, run_study
 
     backends = None
@@ -80,6 +84,5 @@ def run(args: argparse.Namespace) -> int:
     for s in cfg["backends_skipped"]:
         print(f"  skipped {s['backend']}: {s['reason']}", file=sys.stderr)
     if not cfg["lpips"]["computed"]:
-        print("  LPIPS skipped (no AlexNet backbone): pass --lpips-backbone PATH or set DERMSR_LPIPS_BACKBONE",
-              file=sys.stderr)
+        print(f"  LPIPS skipped: {cfg['lpips']['reason']}", file=sys.stderr)
     return 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
-from collections.abc import Iterable, Mapping
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -12,7 +15,54 @@ import numpy as np
 from ...errors import InputError
 from ..registry import Availability
 
-__all__ = ["check_batch", "default_threads", "missing_modules", "modules_availability", "reject_extra"]
+__all__ = [
+    "VERBOSE_ENV",
+    "check_batch",
+    "default_threads",
+    "missing_modules",
+    "modules_availability",
+    "quiet_stderr",
+    "reject_extra",
+]
+
+#: Set (to anything but "" or "0") to let runtimes' own stderr lines through (``dermsr -v``).
+VERBOSE_ENV = "DERMSR_VERBOSE"
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Keep what native code writes to file descriptor 2 meanwhile out of the terminal.
+
+    Runtimes' C++ code logs there directly (ExecuTorch's ``cpuinfo_utils.cpp ... Failed to open
+    midr file`` lines on x86), where Python cannot filter it. The output is caught in a
+    temporary file and dropped, or written back to stderr if the block raises (it may explain
+    the error). Nothing is hidden when ``$DERMSR_VERBOSE`` is set.
+    """
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+        yield
+        return
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stderr.flush()
+    saved = os.dup(2)
+    sink = tempfile.TemporaryFile()
+    os.dup2(sink.fileno(), 2)
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if failed:
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stderr.write(text)
+        sink.close()
 
 
 def default_threads() -> int:

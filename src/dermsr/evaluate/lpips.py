@@ -100,7 +100,7 @@ def resolve_backbone(
         if not p.is_file():
             raise WeightsNotFoundError(f"LPIPS backbone {p} (from ${ENV_VAR}) does not exist. {_HOW_TO}")
         return BackboneSource("environment", p.resolve())
-    if not PACKAGED_BACKBONE.is_file():  # pragma: no cover - a broken install
+    if not PACKAGED_BACKBONE.is_file():  # a broken install
         raise WeightsNotFoundError(f"the packaged LPIPS backbone is missing; reinstall dermsr. {_HOW_TO}")
     return BackboneSource("packaged", PACKAGED_BACKBONE)
 

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, default=None, help="mobilenet_v3_small state dict (default: random weights)")
     p.add_argument("--num-classes", type=int, default=2, help="classifier outputs (default 2: nevus, melanoma)")
     p.add_argument("--max-size", type=int, default=128, help="side of the high-resolution crops (default 128)")
-    p.add_argument("--backend", default="torch", help="dermsr runtime (default torch)")
+    p.add_argument("--backend", default="auto", help="dermsr runtime (default auto: the fastest installed)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="dermsr runtime threads")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0: in this process)")

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--out", type=Path, default=Path("enhanced"))
     p.add_argument("--max-size", type=int, default=96, help="long side of the downscaled samples (default 96)")
     p.add_argument("--model", default=None)
-    p.add_argument("--backend", default="torch")
+    p.add_argument("--backend", default="auto")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="runtime threads per worker")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")

@@ -19,9 +19,9 @@ PACKAGES: dict[str, list[str]] = {
         'load_model', 'read_image', 'write_image',
     ],
     'dermsr.backends': [
-        'ENTRY_POINT_GROUP', 'Availability', 'Backend', 'BackendOptions', 'Capabilities', 'Session',
-        'SessionBase', 'available', 'backend_names', 'check_session', 'get_backend', 'register',
-        'unregister',
+        'ENTRY_POINT_GROUP', 'AUTO_ORDER', 'Availability', 'Backend', 'BackendOptions',
+        'Capabilities', 'Session', 'SessionBase', 'available', 'backend_names', 'check_session',
+        'get_backend', 'register', 'resolve_backend', 'unregister',
     ],
     'dermsr.errors': [
         'BackendError', 'BackendUnavailableError', 'CheckpointError', 'DermsrError', 'ExportError',

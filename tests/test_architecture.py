@@ -20,6 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dermsr"
 LAYERS = (
     "_version",
     "errors",
+    "_extras",
     "validation",
     "imaging",
     "machine",

@@ -502,7 +502,7 @@ def test_auto_on_gpu_device_uses_torch():
 # -- cache ---------------------------------------------------------------------------------------
 
 ARTIFACTS = [
-    ("ncnn", "dermsr.enhance.backends.ncnn", "ncnn_artifact", "dermsr.export.ncnn", "write_ncnn"),
+    ("ncnn", "dermsr.enhance.backends.ncnn", "ncnn_artifact", "dermsr.models.ncnn_write", "ncnn_files"),
     ("onnxruntime", "dermsr.enhance.backends.onnxruntime", "onnx_artifact", "dermsr.export.onnx", "onnx_bytes"),
 ]
 

@@ -85,7 +85,7 @@ def fake_backends():
 
 @pytest.fixture(scope="module")
 def torch_enhancer() -> Enhancer:
-    return Enhancer(threads=1)
+    return Enhancer(backend="torch", threads=1)
 
 
 def _images(rng: np.random.Generator) -> list:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from dermsr import Enhancer
 from dermsr.backends import Backend, Capabilities, SessionBase, register, unregister
 from dermsr.enhance import check_output
 from dermsr.errors import BackendError, InputError, UnknownNameError
+from dermsr.models import load_model
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +245,7 @@ def test_half_needs_cuda():
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
     with pytest.raises(InputError, match="CUDA"):
-        Enhancer(tiny_model(), half=True).enhance(np.zeros((4, 4, 3), np.uint8))
+        Enhancer(tiny_model(), backend="torch", half=True).enhance(np.zeros((4, 4, 3), np.uint8))
 
 
 def test_import_dermsr_imports_no_runtime():
@@ -264,3 +266,85 @@ def test_bools_and_out_of_range_counts_are_refused(kw):
     name, value = next(iter(kw.items()))
     with pytest.raises(InputError, match=rf"{name} must be .*got {value!r}"):
         Enhancer(**kw)
+
+
+#: Run in a subprocess where ``import torch`` fails, as on a base install (``pip install dermsr``).
+NO_TORCH = "import sys\nsys.modules['torch'] = None\n"
+
+
+@pytest.mark.parametrize("model", ["realesr-animevideov3-x4", "dermsr-isic-x4"])
+def test_builtin_models_enhance_on_ncnn_without_torch(tmp_path, model):
+    """The light install: built-in weights load and run on NCNN with torch unimportable (NCNN
+    files written from the NumPy weights into an empty cache), and match PyTorch to ~1e-5."""
+    pytest.importorskip("ncnn")
+    x = np.random.default_rng(3).random((1, 3, 21, 26), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code = NO_TORCH + (
+        "import numpy as np\n"
+        "from dermsr import Enhancer\n"
+        f"e = Enhancer({model!r})\n"
+        "assert e.backend_name == 'ncnn', e.backend_name\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, e.run(np.load({str(tmp_path / 'x.npy')!r})))\n"
+        "assert sys.modules['torch'] is None\n"
+    )
+    env = {**os.environ, "DERMSR_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    with torch.inference_mode():
+        ref = np.clip(load_model(model).to_torch()(torch.from_numpy(x)).numpy(), 0, 1)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ref, atol=2e-5)
+
+
+def test_missing_torch_names_the_extra(tmp_path):
+    """Without torch, asking for it says which extra to install, in one line."""
+    pth = tmp_path / "w.pth"
+    torch.save(tiny_model().state_dict(), pth)
+    code = NO_TORCH + (
+        "from dermsr import Enhancer\n"
+        "from dermsr.models import load_model\n"
+        "for call in (lambda: Enhancer(backend='torch'), lambda: load_model(sys.argv[1]),\n"
+        "             lambda: load_model().to_torch()):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ImportError as exc:\n"
+        "        print(exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(pth)], capture_output=True, text=True)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and len(lines) == 3, proc.stdout + proc.stderr
+    assert all("pip install 'dermsr[torch]'" in line for line in lines), lines
+
+
+def test_tile_progress_callback_and_bar(capsys):
+    """progress= reports each tile of the plan (callable: (done, total); True: a tqdm bar on
+    stderr, only when there is more than one tile); the output is unchanged by it."""
+    enhancer = Enhancer(tiny_model(), tile=16)
+    image = (np.random.default_rng(1).random((40, 33, 3)) * 255).astype(np.uint8)
+    calls: list[tuple[int, int]] = []
+    out = enhancer.enhance(image, progress=lambda done, total: calls.append((done, total)))
+    n = len(enhancer.tile_plan(40, 33))
+    assert n == 9 and calls == [(i, n) for i in range(1, n + 1)]
+    np.testing.assert_array_equal(out, enhancer.enhance(image))
+    x = image.transpose(2, 0, 1)[None].astype(np.float32) / 255
+    calls.clear()
+    enhancer.run(x, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (n, n)
+    capsys.readouterr()
+    enhancer.enhance(image, progress=True)
+    assert f"tiles:   0%|          | 0/{n} " in capsys.readouterr().err  # tqdm: count, rate, ETA
+    enhancer.enhance(image[:8, :8], progress=True)  # one tile: no bar
+    assert capsys.readouterr().err == ""
+    with pytest.raises(InputError, match="progress"):
+        enhancer.enhance(image, progress="yes")
+
+
+def test_default_backend_is_auto_resolved_without_an_enhancer():
+    from dermsr.backends import AUTO_ORDER, available, resolve_backend
+
+    installed = [a.name for a in available() if a.available]
+    want = next(n for n in AUTO_ORDER if n in installed)
+    assert resolve_backend() == resolve_backend("auto") == want
+    assert Enhancer(tiny_model()).backend_name == want
+    assert resolve_backend("torch") == "torch"
+    with pytest.raises(UnknownNameError):
+        resolve_backend("troch")

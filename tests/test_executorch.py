@@ -369,3 +369,47 @@ def test_threads_option_and_pool_reset(model, et):
     # the default session reloads its program on the restored pool and is unchanged
     np.testing.assert_array_equal(et.run(x), before)
     assert thread_count() == default
+
+
+def test_runtime_log_lines_stay_out_of_the_terminal_unless_verbose(tmp_path):
+    """ExecuTorch's C++ cpuinfo lines ('Failed to open midr file ...') written to fd 2 while it
+    loads are kept out of stderr; ``dermsr -v`` lets them through."""
+    import os
+    import subprocess
+    import sys
+
+    from dermsr.io import write_image
+
+    write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    cmd = [sys.executable, "-m", "dermsr", "enhance", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"),
+           "--backend", "executorch", "--quiet", "--overwrite"]
+    env = dict(os.environ)  # the test cache: the program is exported once
+    env.pop("DERMSR_VERBOSE", None)
+    quiet = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "cpuinfo" not in quiet.stderr and quiet.stderr.count("\n") == 1, quiet.stderr  # the summary only
+    verbose = subprocess.run([*cmd[:3], "-v", *cmd[3:]], capture_output=True, text=True, env=env, timeout=600)
+    assert verbose.returncode == 0, verbose.stderr
+    if not Path("/sys/devices/soc0/image_version").exists():  # where cpuinfo complains (x86 Linux)
+        assert "Failed to open midr file" in verbose.stderr
+
+
+def test_quiet_stderr_replays_what_it_caught_when_the_block_fails():
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "from dermsr.enhance.backends._common import quiet_stderr\n"
+        "with quiet_stderr():\n"
+        "    os.write(2, b'native noise\\n')\n"
+        "try:\n"
+        "    with quiet_stderr():\n"
+        "        os.write(2, b'native explanation\\n')\n"
+        "        raise RuntimeError('boom')\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "os.write(2, b'after\\n')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr == "native explanation\nafter\n"

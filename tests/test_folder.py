@@ -16,7 +16,7 @@ import pytest
 
 import dermsr
 from dermsr import Enhancer
-from dermsr.backends import Capabilities, SessionBase
+from dermsr.backends import Capabilities, SessionBase, resolve_backend
 from dermsr.cli import main
 from dermsr.data import sample_images
 from dermsr.enhance import registry
@@ -154,8 +154,10 @@ def test_run_records_every_file_and_isolates_a_corrupt_one(tmp_path, enhancer, c
     bad = rows.pop("sub/broken_x4.jpg")
     assert bad["status"] == "failed" and "truncated" in bad["error"] and bad["input"].endswith("broken.jpg")
     assert not (out / "sub" / "broken_x4.jpg").exists()
+    # nothing but outputs and the manifest is left behind: no lock, no temporary file
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted([*rows, "manifest.csv"])
     for rel, row in rows.items():
-        assert row["status"] == "ok" and row["backend"] == "torch" and float(row["ms"]) > 0
+        assert row["status"] == "ok" and row["backend"] == resolve_backend("auto") and float(row["ms"]) > 0
         inp = cv2.imread(row["input"], cv2.IMREAD_UNCHANGED)
         got = cv2.imread(str(out / rel), cv2.IMREAD_UNCHANGED)
         assert row["size_in"] == f"{inp.shape[1]}x{inp.shape[0]}"
@@ -358,4 +360,6 @@ def test_second_run_into_the_same_folder_is_refused(tmp_path, enhancer):
     out.mkdir()
     with FileLock(str(out / LOCK_NAME)), pytest.raises(dermsr.errors.InputError, match="another 'dermsr enhance'"):
         enhance_folder([src], out, enhancer)
+    assert (out / LOCK_NAME).exists()  # as a killed run leaves it: the file, unlocked
     assert enhance_folder([src], out, enhancer).ok == 1  # released: works
+    assert not (out / LOCK_NAME).exists()  # and the run that took it removed it

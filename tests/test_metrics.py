@@ -373,41 +373,61 @@ def test_lpips_backbone_from_environment_and_network_cache(monkeypatch):
 
 
 @needs_backbone
-def test_lpips_torchvision_cache_and_full_state_dict(tmp_path, monkeypatch):
+def test_lpips_full_torchvision_state_dict(tmp_path):
     import torch
 
-    monkeypatch.delenv(lpips_mod.ENV_VAR, raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    cached = tmp_path / "hub" / "checkpoints" / lpips_mod.TORCHVISION_FILE
-    cached.parent.mkdir(parents=True)
     features = torch.load(BACKBONE, weights_only=True)
     full = {f"features.{k}": v for k, v in features.items()}
     full["classifier.1.weight"] = torch.zeros(2, 2)  # torchvision's file also holds the classifier
-    torch.save(full, cached)
-    src = lpips_mod.resolve_backbone(allow_download=False)
-    assert src.kind == "torchvision-cache"
+    torch.save(full, tmp_path / "alexnet.pth")
     ref, p0 = _load_like_lpips("ex_ref"), _load_like_lpips("ex_p0")
-    assert round(lpips_distance(ref, p0, allow_download=False), 3) == 0.722
+    assert round(lpips_distance(ref, p0, backbone=tmp_path / "alexnet.pth"), 3) == 0.722
 
 
-def test_lpips_no_backbone_is_a_clear_error(tmp_path, monkeypatch):
+def test_lpips_packaged_backbone_works_offline(tmp_path, monkeypatch):
+    """With no backbone given, LPIPS uses the AlexNet file shipped in the package, never the
+    network: torch.hub's download functions and every socket connection are made to fail."""
+    import hashlib
+    import socket
+
+    import torch.hub
+
     monkeypatch.delenv(lpips_mod.ENV_VAR, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    lpips_mod.clear_cache()
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("LPIPS tried to download something")
+
+    for owner, name in ((torch.hub, "load_state_dict_from_url"), (torch.hub, "download_url_to_file"),
+                        (socket.socket, "connect")):
+        monkeypatch.setattr(owner, name, no_network)
+    src = lpips_mod.resolve_backbone()
+    assert src.kind == "packaged" and src.path == lpips_mod.PACKAGED_BACKBONE
+    # the very file shared/README.md documents (torchvision's AlexNet features, BSD-3)
+    digest = hashlib.sha256(src.path.read_bytes()).hexdigest()
+    assert digest == "d6f747d1db300e743dbb5ae026b6370e1133379cdccf66231c91d0cef8c28eea"
+    assert (src.path.parent / "LICENSE_torchvision_BSD-3.txt").read_text().startswith("BSD 3-Clause License")
+    if not LPIPS_DATA.is_dir():
+        pytest.skip(f"no LPIPS example images at {LPIPS_DATA}")
+    ref, p0, p1 = (_load_like_lpips(n) for n in ("ex_ref", "ex_p0", "ex_p1"))
+    np.testing.assert_allclose([lpips_distance(ref, p0), lpips_distance(ref, p1)], [0.7219, 0.1376], atol=5e-4)
+    assert not list(tmp_path.rglob("*.pth"))  # nothing fetched into torch's cache
+
+
+def test_lpips_named_backbone_wins_and_must_exist(tmp_path, monkeypatch):
+    monkeypatch.delenv(lpips_mod.ENV_VAR, raising=False)
     x = np.zeros((32, 32, 3), np.uint8)
-    with pytest.raises(WeightsNotFoundError, match=r"downloading is off.*backbone=.*DERMSR_LPIPS_BACKBONE"):
-        lpips_distance(x, x, allow_download=False)
-
-    def offline():
-        raise OSError("no network")
-
-    monkeypatch.setattr(lpips_mod, "_torchvision_download", offline)
-    with pytest.raises(WeightsNotFoundError, match=r"could not download it \(OSError: no network\)"):
-        lpips_distance(x, x)
     with pytest.raises(FileNotFoundError, match="given as backbone="):
         lpips_distance(x, x, backbone=tmp_path / "missing.pth")
     monkeypatch.setenv(lpips_mod.ENV_VAR, str(tmp_path / "missing.pth"))
     with pytest.raises(WeightsNotFoundError, match=r"from \$DERMSR_LPIPS_BACKBONE"):
         lpips_distance(x, x)
+    other = tmp_path / "other.pth"
+    other.write_bytes(lpips_mod.PACKAGED_BACKBONE.read_bytes())
+    monkeypatch.setenv(lpips_mod.ENV_VAR, str(other))
+    assert lpips_mod.resolve_backbone().path == other.resolve()
+    assert lpips_mod.resolve_backbone(lpips_mod.PACKAGED_BACKBONE).kind == "argument"
 
 
 def test_lpips_rejects_wrong_weight_files(tmp_path):

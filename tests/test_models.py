@@ -25,7 +25,7 @@ from dermsr.models import (
 ncnn = pytest.importorskip("ncnn")
 
 
-def _ncnn_run(param: Path, binf: Path, chw: np.ndarray) -> np.ndarray:
+def _ncnn_run(param: Path, binf: Path, chw: np.ndarray, names: tuple[str, str] = ("data", "output")) -> np.ndarray:
     net = ncnn.Net()
     net.opt.use_vulkan_compute = False
     net.opt.num_threads = 1
@@ -33,8 +33,8 @@ def _ncnn_run(param: Path, binf: Path, chw: np.ndarray) -> np.ndarray:
     assert net.load_model(str(binf)) == 0
     inp = np.ascontiguousarray(chw, dtype=np.float32)
     with net.create_extractor() as ex:
-        ex.input("data", ncnn.Mat(inp))
-        ret, out = ex.extract("output")
+        ex.input(names[0], ncnn.Mat(inp))
+        ret, out = ex.extract(names[1])
         assert ret == 0
         result = np.array(out, copy=True)
     del inp
@@ -207,3 +207,56 @@ def test_fp32_ncnn_weights_import(tmp_path):
     assert config2 == config
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k])
+
+
+WRITTEN = [
+    ("tiny-prelu", lambda: tiny_model()),
+    ("tiny-relu", lambda: tiny_model(act_type="relu", seed=1)),
+    ("tiny-leakyrelu", lambda: tiny_model(act_type="leakyrelu", seed=2)),
+    ("x2", lambda: load_model("realesr-animevideov3-x2")),
+    ("x3", lambda: load_model("realesr-animevideov3-x3")),
+    ("dermsr-isic-x4", lambda: load_model("dermsr-isic-x4")),
+]
+
+
+@pytest.mark.parametrize(("name", "make"), WRITTEN, ids=[w[0] for w in WRITTEN])
+def test_numpy_written_ncnn_files_match_pytorch(tmp_path, name, make):
+    """NCNN files written from NumPy weights (no torch, no PNNX) read back to the same model,
+    and ncnn's own Net running them matches the PyTorch module to ~1e-5 at two sizes."""
+    from dermsr.models.ncnn_write import INPUT_NAME, OUTPUT_NAME, ncnn_files
+
+    model = make()
+    param, weights = ncnn_files(model)
+    (tmp_path / "m.param").write_text(param)
+    (tmp_path / "m.bin").write_bytes(weights)
+    config, back = import_ncnn(tmp_path / "m.param", tmp_path / "m.bin")
+    assert config == model.config and set(back) == set(model.weights)
+    assert all(np.array_equal(back[k], model.weights[k]) for k in back)
+    net = model.to_torch()
+    for h, w in ((19, 26), (8, 5)):
+        x = np.random.default_rng(h).random((3, h, w), dtype=np.float32)
+        got = _ncnn_run(tmp_path / "m.param", tmp_path / "m.bin", x, (INPUT_NAME, OUTPUT_NAME))
+        with torch.no_grad():
+            want = net(torch.from_numpy(x)[None])[0].numpy()
+        assert got.shape == want.shape
+        assert float(np.abs(got - want).max()) < 3e-5, name
+
+
+def test_numpy_written_bin_is_what_pnnx_writes(tmp_path):
+    """The writer's float32 .bin is byte for byte PNNX's for the same model, and its .param has
+    PNNX's layers (ReLU kept separate), so the NCNN backend runs what `dermsr export` ships."""
+    pytest.importorskip("pnnx")
+    from dermsr.export.ncnn import check_param, write_ncnn
+    from dermsr.models.ncnn_write import ncnn_files
+
+    model = tiny_model(seed=5)
+    pnnx_param, pnnx_bin = write_ncnn(model, tmp_path / "pnnx")
+    param, weights = ncnn_files(model)
+    assert weights == pnnx_bin.read_bytes()
+    (tmp_path / "ours.param").write_text(param)
+    check_param(tmp_path / "ours.param")  # in0 -> out0, Interp by scale factors only
+
+    def layer_types(text: str) -> list[str]:
+        return [line.split()[0] for line in text.splitlines()[2:]]
+
+    assert layer_types(param) == layer_types(pnnx_param.read_text())

@@ -289,18 +289,19 @@ def test_lpips_values_when_the_backbone_is_available(study):
         assert 0 <= r["lpips"] < 0.05  # runtimes agree closely
 
 
-def test_lpips_skipped_loudly_without_a_backbone(tmp_path, crop_path, monkeypatch):
+def test_lpips_uses_the_packaged_backbone_and_is_skipped_loudly_when_it_cannot_run(tmp_path, crop_path, monkeypatch):
     from dermsr.evaluate import lpips
     from dermsr.evaluate.study import run_study
 
-    def offline():
-        raise OSError("no network (test)")
-
     monkeypatch.delenv("DERMSR_LPIPS_BACKBONE", raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr(lpips, "_torchvision_download", offline)
-    results = run_study(tmp_path / "out", images=(crop_path,), backends=("torch",), runs=1, size=32,
-                        progress=False, figures=False)
+    kw = dict(images=(crop_path,), backends=("torch",), runs=1, size=32, progress=False, figures=False)
+    results = run_study(tmp_path / "default", **kw)  # no backbone given: the one shipped, offline
+    assert results["config"]["lpips"]["computed"] is True
+    assert "(packaged)" in results["config"]["lpips"]["backbone"]
+    assert all(r["lpips"] is not None for r in results["ground_truth"] if r["method"] != "ground truth")
+
+    monkeypatch.setattr(lpips, "PACKAGED_BACKBONE", tmp_path / "gone.pth")  # a broken install
+    results = run_study(tmp_path / "out", **kw)
     assert results["config"]["lpips"]["computed"] is False
     assert all(r["lpips"] is None for r in results["ground_truth"] if r["method"] != "ground truth")
     md = (tmp_path / "out" / "report.md").read_text()

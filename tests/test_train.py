@@ -414,8 +414,9 @@ def test_evaluate_thesis_skips_small_images_and_draws_crops(shared, tmp_path, ca
 
 
 def test_shipped_dermatology_weights(shared):
-    """dermsr-isic-x4 is a plain weights-only file of a 64×16 ×4 network that loads by name and,
-    on a held-out training-set image (bicubic-x4 protocol, central crop), beats bicubic."""
+    """dermsr-isic-x4 is a plain NumPy file (loads without torch) of a 64×16 ×4 network that
+    loads by name with the weights hash the model card states and, on a held-out training-set
+    image (bicubic-x4 protocol, central crop), beats bicubic."""
     from importlib import resources
 
     from skimage.metrics import peak_signal_noise_ratio
@@ -425,10 +426,13 @@ def test_shipped_dermatology_weights(shared):
     from dermsr.train.evaluate import protocol_pair
 
     assert "dermsr-isic-x4" in builtin_model_names()
-    path = resources.files("dermsr.models") / "weights" / "dermsr-isic-x4.pth"
-    raw = torch.load(str(path), weights_only=True)
-    assert set(raw) == {"params_ema", "params"}
+    path = resources.files("dermsr.models") / "weights" / "dermsr-isic-x4.npz"
+    with np.load(str(path), allow_pickle=False) as raw:
+        arrays = {k: raw[k] for k in raw.files}
     model = load_model("dermsr-isic-x4")
+    assert set(arrays) == set(model.weights) and all(np.array_equal(arrays[k], model.weights[k]) for k in arrays)
+    # the EMA weights of the trained .pth, unchanged (docs/model-card.md)
+    assert model.sha256 == "86f3b481bf23806d3a8b68ddca93886ada867b1bd94a08c03d03ead211663f66"
     assert (model.config.num_feat, model.config.num_conv, model.scale, model.config.act_type) == (64, 16, 4, "prelu")
     assert model.sha256 != load_model("realesr-animevideov3-x4").sha256
     names = [p.name for p in sorted((shared / "data" / "train-isic").glob("*.jpg"))]

@@ -1,8 +1,10 @@
-"""The backend plugin registry: ``dermsr.backends.available()``, ``get_backend(name)`` ...
+"""The backend plugin registry: ``dermsr.backends.available()``, ``get_backend(name)``,
+``resolve_backend("auto")`` (which runtime ``"auto"`` picks here) ...
 
 See :mod:`dermsr.enhance.registry` for the plugin interface.
 """
 
+from .enhance.enhancer import AUTO_ORDER, resolve_backend
 from .enhance.registry import (
     ENTRY_POINT_GROUP,
     Availability,
@@ -20,6 +22,7 @@ from .enhance.registry import (
 )
 
 __all__ = [
+    "AUTO_ORDER",
     "ENTRY_POINT_GROUP",
     "Availability",
     "Backend",
@@ -32,5 +35,6 @@ __all__ = [
     "check_session",
     "get_backend",
     "register",
+    "resolve_backend",
     "unregister",
 ]

@@ -78,7 +78,7 @@ __all__ = [
     "summarize",
 ]
 
-DEFAULT_SIZES = "224,512,2048x1536"
+DEFAULT_SIZES = "224"
 #: What a cell feeds the Enhancer: a float32 NCHW tensor to ``run`` or a uint8 photo to ``enhance``.
 INPUT_DTYPES = ("float32", "uint8")
 

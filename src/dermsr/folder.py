@@ -24,6 +24,7 @@ The functional core of ``dermsr enhance``:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import multiprocessing
@@ -256,9 +257,10 @@ class Result:
         }
 
 
-def process_one(job: Job, enhancer: Enhancer, *, overwrite: bool = False) -> Result:
+def process_one(job: Job, enhancer: Enhancer, *, overwrite: bool = False, progress: Any = None) -> Result:
     """Read, enhance and atomically write one file. Never raises for a bad file: the error
-    comes back as a ``failed`` result (type and message)."""
+    comes back as a ``failed`` result (type and message). ``progress`` is passed to
+    :meth:`~dermsr.Enhancer.enhance` (tile progress inside a large image)."""
     from .io import read_image, write_image
 
     t0 = time.perf_counter()
@@ -272,7 +274,7 @@ def process_one(job: Job, enhancer: Enhancer, *, overwrite: bool = False) -> Res
             raise InputError(f"16-bit image cannot be written as {job.dest.suffix} without loss; use --format png")
         if image.ndim == 3 and image.shape[2] == 4 and job.dest.suffix.lower() in _NO_ALPHA:
             raise InputError(f"the image has an alpha channel, which {job.dest.suffix} cannot store; use --format png")
-        out = enhancer.enhance(image)
+        out = enhancer.enhance(image, progress=progress)
         write_image(job.dest, out)
     except Exception as exc:  # one bad file must not stop the others
         return Result(job.src, job.dest, FAILED, size_in, backend=enhancer.backend_name,
@@ -373,6 +375,7 @@ def run_jobs(
     *,
     workers: int = 1,
     overwrite: bool = False,
+    progress: Any = None,
 ) -> int:
     """Run ``jobs``, calling ``on_result`` for each as it finishes (completion order).
 
@@ -382,7 +385,8 @@ def run_jobs(
     the file it held and is replaced; after ``2 * workers + 1`` deaths no more jobs are
     started. The first Ctrl-C lets the files in progress finish and be reported, then raises
     :class:`KeyboardInterrupt`; a second one raises at once. Returns the number of jobs not
-    run because too many workers died (0 normally).
+    run because too many workers died (0 normally). ``progress`` (tile progress inside each
+    image, see :meth:`~dermsr.Enhancer.enhance`) applies when ``workers == 1``.
     """
     check_int(workers, "workers", lo=1)
     queue = iter(jobs)
@@ -393,7 +397,7 @@ def run_jobs(
             for job in queue:
                 if stop.requested:
                     raise KeyboardInterrupt
-                on_result(process_one(job, enhancer, overwrite=overwrite))
+                on_result(process_one(job, enhancer, overwrite=overwrite, progress=progress))
         finally:
             stop.restore()
         return 0
@@ -610,13 +614,16 @@ def enhance_folder(
     overwrite: bool = False,
     on_planned: Callable[[int], Any] | None = None,
     on_result: Callable[[Result], Any] | None = None,
+    progress: Any = None,
 ) -> Summary:
     """Enhance every image in ``inputs`` into ``out_dir`` (structure mirrored), resumably.
 
     Existing outputs are skipped unless ``overwrite`` (writes are atomic, so an existing
     output is complete). Each finished file is appended to ``out_dir/manifest.csv`` at once.
-    Only one run may write into ``out_dir`` at a time (a lock file guards it). Ctrl-C stops
-    after the files in progress, with ``Summary.interrupted`` set.
+    Only one run may write into ``out_dir`` at a time: a lock file guards it, removed when the
+    run ends (a killed run leaves it, unlocked; the next run takes it and removes it). Ctrl-C
+    stops after the files in progress, with ``Summary.interrupted`` set. ``progress``: tile
+    progress inside each image (:meth:`~dermsr.Enhancer.enhance`; ``workers == 1`` only).
     """
     from filelock import FileLock, Timeout
 
@@ -665,10 +672,14 @@ def enhance_folder(
                 else:
                     todo.append(job)
             try:
-                summary.not_run = run_jobs(todo, enhancer, record, workers=workers, overwrite=overwrite)
+                summary.not_run = run_jobs(todo, enhancer, record, workers=workers, overwrite=overwrite,
+                                           progress=progress)
             except KeyboardInterrupt:
                 summary.interrupted = True
     finally:
+        # removed while still held: a run waiting on this file finds it unlinked and retries
+        with contextlib.suppress(OSError):  # Windows: filelock removes it on release instead
+            os.unlink(out_dir / LOCK_NAME)
         lock.release()
         summary.seconds = time.perf_counter() - t0
     return summary

@@ -10,25 +10,70 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import platform
 import subprocess
-from collections.abc import Iterable
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "VERBOSE_ENV",
     "CpuInfo",
     "cpu_info",
     "load_average",
     "machine_info",
     "missing_modules",
     "peak_gflops",
+    "quiet_stderr",
     "simd_flops_per_cycle",
     "usable_cores",
 ]
+
+
+#: Set (to anything but "" or "0") to let runtimes' own stderr lines through (``dermsr -v``).
+VERBOSE_ENV = "DERMSR_VERBOSE"
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Keep what native code writes to file descriptor 2 meanwhile out of the terminal.
+
+    Runtimes' C++ code logs there directly (ExecuTorch's ``cpuinfo_utils.cpp ... Failed to open
+    midr file`` lines on x86), where Python cannot filter it. The output is caught in a
+    temporary file and dropped, or written back to stderr if the block raises (it may explain
+    the error). Nothing is hidden when ``$DERMSR_VERBOSE`` is set.
+    """
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+        yield
+        return
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stderr.flush()
+    saved = os.dup(2)
+    sink = tempfile.TemporaryFile()
+    os.dup2(sink.fileno(), 2)
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if failed:
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stderr.write(text)
+        sink.close()
 
 
 def usable_cores() -> int:

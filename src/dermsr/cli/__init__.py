@@ -2,14 +2,16 @@
 
 Each subcommand module defines ``add_parser(subparsers)`` (cheap: no runtime imports) and
 ``run(args) -> int``. Errors raised on purpose (:class:`~dermsr.errors.DermsrError`) print
-one line on stderr and exit 2; any other exception prints one line too and exits 1 (bad user
-input never shows a traceback); ``--debug`` shows the traceback instead.
+one line on stderr and exit 2, and so does a missing optional dependency (naming the
+``pip install 'dermsr[...]'`` that brings it); any other exception prints one line too and
+exits 1 (bad user input never shows a traceback); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dermsr {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="let runtimes' own log lines through to stderr (sets DERMSR_VERBOSE=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"dermsr.cli.{name}")
@@ -45,11 +49,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    if args.verbose:
+        os.environ["DERMSR_VERBOSE"] = "1"  # worker processes inherit it
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("dermsr: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:  # an optional dependency a code path needed
+        from .._extras import extra_for, install_hint
+
+        extra = extra_for(exc.name or "")
+        if args.debug or extra is None:
+            raise
+        print(f"dermsr {args.command}: error: this needs {exc.name!r}, not installed: "
+              f"{install_hint(extra)}", file=sys.stderr)
+        return 2
     except (DermsrError, OSError) as exc:
         if args.debug:
             raise

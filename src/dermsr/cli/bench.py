@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--backends", default=None,
                    help="comma-separated runtimes, may include 'auto' (default: every registered one)")
-    p.add_argument("--sizes", default="224,512,2048x1536",
-                   help="comma-separated input sizes, N or WxH (default: 224,512,2048x1536)")
+    p.add_argument("--sizes", default="224",
+                   help="comma-separated input sizes, N or WxH (default: 224, about a minute for four "
+                        "runtimes; 224,512,2048x1536 adds the tile size photos run at and a phone photo)")
     p.add_argument("--repeat", type=int, default=10, help="timed runs per cell (default: 10)")
     p.add_argument("--warmup", type=int, default=1,
                    help="untimed runs after the first (initialisation) run (default: 1)")

@@ -1,8 +1,10 @@
 """``dermsr enhance IN... -o OUT``: super-resolve files or whole folders, resumably.
 
-The work is done by :mod:`dermsr.folder`; this module only parses flags, shows progress and
-prints the summary. Exit status: 0 all done, 1 some files failed, 2 bad arguments, 130
-interrupted (run the same command again to resume).
+The work is done by :mod:`dermsr.folder`; this module only parses flags, shows progress (a
+bar over the files, and one over the tiles of a large image) and prints the summary. One
+input file with ``-o name.png`` (an image suffix) writes exactly that file. Exit status: 0 all
+done, 1 some files failed, 2 bad arguments, 130 interrupted (run the same command again to
+resume).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", type=Path, metavar="IN",
                    help="image files or folders (default: the bundled sample images)")
     p.add_argument("-o", "--out", type=Path, default=Path("dermsr-out"),
-                   help="output folder (default: ./dermsr-out)")
+                   help="output folder (default: ./dermsr-out), or the output file when IN is one "
+                        "image file and OUT ends in an image suffix (.png, .jpg, ...)")
     p.add_argument("--model", default=None, help="built-in model name or weights file (default: realesr-animevideov3-x4)")
-    p.add_argument("--backend", default="torch", help="torch, onnxruntime, ncnn, executorch or auto")
+    p.add_argument("--backend", default="auto",
+                   help="auto (default: the fastest runtime installed, see 'dermsr info'), ncnn, "
+                        "executorch, onnxruntime or torch")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--tile", default="auto", help=TILE_HELP)
     p.add_argument("--threads", type=int, default=None,
@@ -44,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="refuse images of more than N pixels (width × height), checked before "
                    "decoding (default: 67108864 = 8192×8192, or $DERMSR_MAX_IMAGE_PIXELS; 0: no limit)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -79,6 +84,42 @@ def output_path(rel: Path, out_dir: Path, fmt: str | None, is16: bool, scale: in
     return _output_path(rel, out_dir, fmt, is16, scale)
 
 
+def single_output(inputs: list[Path], out: Path) -> bool:
+    """Whether ``-o OUT`` names one output image: an image suffix, not an existing folder, and
+    exactly one input file (else an :class:`InputError` says what to do)."""
+    from ..io import IMAGE_SUFFIXES
+
+    if out.suffix.lower() not in IMAGE_SUFFIXES or out.is_dir():
+        return False
+    if len(inputs) == 1 and inputs[0].is_file():
+        return True
+    got = "the bundled samples" if not inputs else f"{len(inputs)} input(s) ({', '.join(map(str, inputs[:3]))})"
+    raise InputError(f"-o {out} names an image file, which needs exactly one input file; got {got}. "
+                     "Give an output folder instead")
+
+
+def enhance_one(args: argparse.Namespace, enhancer, src: Path, dest: Path) -> int:
+    """``dermsr enhance in.png -o out.png``: write exactly ``dest``."""
+    from ..folder import FAILED, SKIPPED, Job, process_one
+
+    if args.format is not None and dest.suffix.lower() not in (f".{args.format}", {"jpg": ".jpeg", "tif": ".tiff"}.get(args.format)):
+        raise InputError(f"--format {args.format} contradicts the output file name {dest}")
+    if dest.resolve() == src.resolve():
+        raise InputError(f"{dest}: refusing to overwrite the input file")
+    result = process_one(Job(src, dest, Path(dest.name)), enhancer, overwrite=args.overwrite,
+                         progress=not args.quiet)
+    if result.status == FAILED:
+        print(f"dermsr enhance: {src}: {result.error}", file=sys.stderr)
+        return 1
+    if result.status == SKIPPED:
+        print(f"dermsr enhance: {dest} exists, left as is (--overwrite replaces it)", file=sys.stderr)
+        return 0
+    (w, h), (sw, sh) = result.size_in, result.size_out
+    print(f"dermsr enhance: {src} ({w}x{h}) -> {dest} ({sw}x{sh}) on {result.backend} "
+          f"in {result.ms / 1e3:.1f} s", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -91,8 +132,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--threads expects a positive integer, got {args.threads}")
     if args.max_pixels is not None:
         set_max_pixels(args.max_pixels)
+    single = single_output(args.inputs, args.out)
     enhancer = Enhancer(args.model, backend=args.backend, device=args.device, tile=parse_tile(args.tile),
                         threads=threads_per_worker(args.workers, args.threads))
+    if single:
+        return enhance_one(args, enhancer, args.inputs[0], args.out)
     bars: list[tqdm] = []
 
     def planned(n: int) -> None:
@@ -113,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = enhance_folder(args.inputs or default_inputs(), args.out, enhancer,
                                  recursive=args.recursive, fmt=args.format, workers=args.workers,
-                                 overwrite=args.overwrite, on_planned=planned, on_result=finished)
+                                 overwrite=args.overwrite, on_planned=planned, on_result=finished,
+                                 progress=not args.quiet and args.workers == 1)
     finally:
         for bar in bars:
             bar.close()

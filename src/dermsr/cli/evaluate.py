@@ -32,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     a("--val-fraction", type=float, default=0.1, help="held-out share used by the training run (default 0.1)")
     a("--seed", type=int, default=0, help="the training run's split seed; also seeds the degradations (default 0)")
     a("--hr-short-side", type=int, default=896, help="HR short side of the non-thesis protocols (default 896)")
-    a("--lpips-backbone", default=None, help="AlexNet backbone file (or $DERMSR_LPIPS_BACKBONE); no LPIPS without")
-    a("--backend", default="torch", help="runtime of the models (default torch)")
+    a("--lpips-backbone", default=None,
+      help="AlexNet backbone file (default: $DERMSR_LPIPS_BACKBONE, else the copy shipped with dermsr)")
+    a("--backend", default="auto", help="runtime of the models (default auto: the fastest installed)")
     a("--threads", type=int, default=None)
     a("--crops", type=Path, default=None, metavar="DIR", help="write one crop figure per set and protocol here")
     a("--json", type=Path, default=None, metavar="FILE", help="write every number here")
@@ -43,7 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._extras import require
     from ..errors import InputError
+
+    require("metrics", "dermsr evaluate")
     from ..evaluate.scorecard import format_markdown, parse_image_set, scorecard
     from ..io import atomic_write_bytes
 

@@ -16,6 +16,8 @@ EXPORTERS = {
     "ncnn": ("dermsr.export.ncnn", "export_ncnn"),
     "pte": ("dermsr.export.pte", "export_pte"),
 }
+#: format → the extra that installs its converter
+EXTRA = {"onnx": "export", "ncnn": "export", "pte": "executorch"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,7 +53,10 @@ def exporter(fmt: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._extras import require
     from ..models import load_model
+
+    require(EXTRA[args.format], f"dermsr export --format {args.format}")
 
     model = load_model(args.model)
     # without --tile each format keeps its own default (dynamic ONNX/NCNN; pte: its default range)

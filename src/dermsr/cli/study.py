@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="further models scored against the ground truth and bicubic on the reference runtime, "
                    f"or 'none' (default: {','.join(d.compare_models)}, the reference study's weights)")
     p.add_argument("--lpips-backbone", default=d.lpips_backbone, metavar="PATH",
-                   help="AlexNet weights for LPIPS (default: $DERMSR_LPIPS_BACKBONE, then torchvision's cache)")
+                   help="AlexNet weights for LPIPS (default: $DERMSR_LPIPS_BACKBONE, else the copy "
+                        "shipped with dermsr; never downloaded)")
     p.add_argument("--threads", type=int, default=d.threads, help="runtime threads (default: the runtime's own)")
     p.add_argument("--no-speed", action="store_true",
                    help="skip the fresh-process timing of each runtime (the dermsr bench method)")
@@ -71,6 +72,9 @@ def _images(items: list[Path]) -> tuple[Path, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._extras import require
+
+    require("metrics", "dermsr study")
     from ..evaluate.study import StudyConfig, run_study
 
     backends = None
@@ -92,6 +96,5 @@ def run(args: argparse.Namespace) -> int:
     for s in cfg["backends_skipped"]:
         print(f"  skipped {s['backend']}: {s['reason']}", file=sys.stderr)
     if not cfg["lpips"]["computed"]:
-        print("  LPIPS skipped (no AlexNet backbone): pass --lpips-backbone PATH or set DERMSR_LPIPS_BACKBONE",
-              file=sys.stderr)
+        print(f"  LPIPS skipped: {cfg['lpips']['reason']}", file=sys.stderr)
     return 0

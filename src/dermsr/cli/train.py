@@ -86,6 +86,9 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._extras import require
+
+    require("train", "dermsr train")
     from ..train import train
 
     config = build_config(args)

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError, InputError
+from ..errors import BackendError, BackendUnavailableError, InputError
 from ..models import load_model
 from ..models.spec import AUTO_TILE, Model
 from ..validation import check_int, is_int
 from . import convert
 from .registry import BackendOptions, Session, check_session, get_backend
-from .tiling import TilePlan, plan_tiles, run_tiled
+from .tiling import Tile, TilePlan, plan_tiles, run_tiled
 
-__all__ = ["AUTO_TILE", "Enhancer", "check_output"]
+__all__ = ["AUTO_ORDER", "AUTO_TILE", "Enhancer", "check_output", "resolve_backend"]
 
 
 #: Values outside this range are not a model's overshoot but a runtime returning garbage.
@@ -33,9 +35,74 @@ SANE_RANGE = (-16.0, 17.0)
 #: Order in which ``backend="auto"`` tries runtimes on the CPU: fastest first, by the median
 #: time of a 512×512 inference (the tile size photos run at) measured with ``dermsr bench`` on
 #: a 2-core x86-64 CPU: NCNN 1335 ms, ExecuTorch 1583, ONNX Runtime 2207, PyTorch 2501
-#: (docs/performance.md). PyTorch is always installed, so it closes the list.
+#: (docs/performance.md). NCNN comes with the base install, so ``"auto"`` always finds one.
 #: On a GPU device ``"auto"`` means PyTorch, the one built-in backend that runs there.
 AUTO_ORDER = ("ncnn", "executorch", "onnxruntime", "torch")
+
+
+def resolve_backend(backend: str = "auto", device: str = "cpu") -> str:
+    """The runtime an Enhancer with this ``backend`` and ``device`` would use, without loading it.
+
+    A name other than ``"auto"`` is checked to be registered and returned. ``"auto"`` is the
+    first installed runtime of :data:`AUTO_ORDER` (fastest fp32 first, as measured) on the CPU,
+    and ``"torch"`` on any other device.
+
+    >>> resolve_backend("ncnn")
+    'ncnn'
+    """
+    if not isinstance(backend, str):
+        raise InputError(f"backend must be a name, got {type(backend).__name__}")
+    if backend != "auto":
+        get_backend(backend)  # unknown names raise with the known ones listed
+        return backend
+    if device != "cpu":
+        return "torch"
+    reasons = []
+    for name in AUTO_ORDER:
+        try:
+            availability = get_backend(name).availability()
+        except Exception as exc:  # pragma: no cover - a plugin that cannot even say
+            reasons.append(f"{name}: {exc}")
+            continue
+        if availability.available:
+            return name
+        reasons.append(str(availability))
+    raise BackendUnavailableError(
+        "backend 'auto' found no installed runtime (" + "; ".join(reasons) + "); pip install 'dermsr[ncnn]'"
+    )
+
+
+#: ``progress=`` of :meth:`Enhancer.enhance`/:meth:`Enhancer.run`: None/False (nothing), True
+#: (a tqdm bar with an ETA on stderr for images cut into several tiles) or a callable
+#: ``progress(done, total)`` called after each tile.
+Progress = bool | Callable[[int, int], Any] | None
+
+
+@contextlib.contextmanager
+def _tile_progress(progress: Progress, total: int) -> Iterator[Callable[[Tile], None] | None]:
+    """The ``on_tile`` hook of :func:`run_tiled` that reports ``progress`` (closed afterwards)."""
+    if progress is None or progress is False:
+        yield None
+    elif progress is True:
+        if total < 2:
+            yield None
+            return
+        from tqdm import tqdm
+
+        with tqdm(total=total, unit="tile", desc="tiles", leave=False, file=sys.stderr,
+                  dynamic_ncols=True, smoothing=0.1) as bar:
+            yield lambda _tile: bar.update(1)
+    elif callable(progress):
+        done = 0
+
+        def tick(_tile: Tile) -> None:
+            nonlocal done
+            done += 1
+            progress(done, total)
+
+        yield tick
+    else:
+        raise InputError(f"progress must be None, True/False or a callable(done, total), got {progress!r}")
 
 
 #: A tile whose output is one constant value (a runtime that filled its output buffer, or never
@@ -85,7 +152,8 @@ class Enhancer:
         Built-in model name, weights path, or :class:`~dermsr.models.Model`
         (default ``"realesr-animevideov3-x4"``). The scale always comes from the model.
     backend:
-        ``"torch"``, ``"onnxruntime"``, ``"ncnn"``, ``"executorch"``, ``"auto"`` or a plugin's name.
+        ``"auto"`` (default: the fastest fp32 runtime installed, see :func:`resolve_backend`),
+        ``"torch"``, ``"onnxruntime"``, ``"ncnn"``, ``"executorch"`` or a plugin's name.
     device:
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (backends that support it).
     tile:
@@ -106,7 +174,7 @@ class Enhancer:
     def __init__(
         self,
         model: str | Path | Model | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         *,
         device: str = "cpu",
         tile: int | str | None = "auto",
@@ -131,7 +199,7 @@ class Enhancer:
                 stacklevel=2,
             )
         self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options))
-        self.backend_name = self._resolve_backend(backend)
+        self.backend_name = resolve_backend(backend, device)
         self._backend = get_backend(self.backend_name)
         self._backend.require()
         self._session: Session | None = None
@@ -140,22 +208,6 @@ class Enhancer:
         self._run_lock = threading.Lock()  # serialises runs of sessions that are not thread-safe
 
     # -- construction -------------------------------------------------------------------------
-    def _resolve_backend(self, backend: str) -> str:
-        if not isinstance(backend, str):
-            raise InputError(f"backend must be a name, got {type(backend).__name__}")
-        if backend != "auto":
-            get_backend(backend)  # unknown names raise with the known ones listed
-            return backend
-        if self.options.device != "cpu":
-            return "torch"
-        for name in AUTO_ORDER:
-            try:
-                if get_backend(name).availability().available:
-                    return name
-            except Exception:  # pragma: no cover - a plugin that cannot even say
-                continue
-        return "torch"
-
     @property
     def scale(self) -> int:
         return self.model.scale
@@ -218,13 +270,17 @@ class Enhancer:
             raise InputError(f"expected a float32 (N, {self.model.config.num_in_ch}, H, W) array, got {got}")
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """float32 NCHW RGB [0, 1] → float32 NCHW RGB [0, 1] ×scale, tiled, checked and clamped."""
+    def run(self, x: np.ndarray, *, progress: Progress = None) -> np.ndarray:
+        """float32 NCHW RGB [0, 1] → float32 NCHW RGB [0, 1] ×scale, tiled, checked and clamped.
+
+        ``progress``: as for :meth:`enhance`.
+        """
         x = self._checked_input(x)
         plan = self.tile_plan(x.shape[2], x.shape[3])
-        return run_tiled(self._run_checked, x, plan)
+        with _tile_progress(progress, len(plan)) as on_tile:
+            return run_tiled(self._run_checked, x, plan, on_tile=on_tile)
 
-    def _run_into_uint(self, image: np.ndarray) -> np.ndarray:
+    def _run_into_uint(self, image: np.ndarray, progress: Progress = None) -> np.ndarray:
         """:meth:`enhance` of a uint8/uint16 RGB (HxWx3) or grey (HxW, HxWx1) image with no
         full-size float array: each tile's window is converted to float on its own and each
         tile's output straight into the integer result. Equal to ``restore(run(prepare(image)))``
@@ -249,7 +305,9 @@ class Enhancer:
         def run_window(window: np.ndarray) -> np.ndarray:  # window: integer values as float32
             return self._run_checked(window / top)
 
-        run_tiled(run_window, x, self.tile_plan(h, w), sink=store)
+        plan = self.tile_plan(h, w)
+        with _tile_progress(progress, len(plan)) as on_tile:
+            run_tiled(run_window, x, plan, sink=store, on_tile=on_tile)
         return out
 
     def _run_checked(self, window: np.ndarray) -> np.ndarray:
@@ -260,11 +318,20 @@ class Enhancer:
             y = y.copy()
         return check_output(y, self.backend_name, window)
 
-    def enhance(self, image: Any) -> Any:
+    def enhance(self, image: Any, *, progress: Progress = None) -> Any:
         """Super-resolve one image and give it back in the same kind, ×scale.
 
         Accepts HxWx3 RGB / HxWx4 RGBA / HxW grey NumPy arrays (uint8, uint16 or float in
         [0, 1]), torch tensors (CHW or NCHW), and file paths (returned as arrays).
+
+        ``progress=True`` shows a tile bar with an ETA on stderr while an image cut into several
+        tiles runs (a large photo); a callable ``progress(done, total)`` is called after each
+        tile instead.
+
+        >>> calls = []
+        >>> _ = Enhancer(tile=8).enhance(np.zeros((10, 20, 3), np.uint8), progress=lambda *a: calls.append(a))
+        >>> calls
+        [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
         """
         if isinstance(image, (str, Path)):
             from ..io import read_image
@@ -274,9 +341,9 @@ class Enhancer:
         if (isinstance(image, np.ndarray) and convert.is_uint(image.dtype) and image.size
                 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3)))
                 and cfg.num_in_ch == cfg.num_out_ch == 3):
-            return self._run_into_uint(image)  # an 8/16-bit photo: no full-size float array
+            return self._run_into_uint(image, progress)  # an 8/16-bit photo: no full-size float array
         prep = convert.prepare(image)
-        y = self.run(prep.x)
+        y = self.run(prep.x, progress=progress)
         return convert.restore(y, prep)
 
     __call__ = enhance

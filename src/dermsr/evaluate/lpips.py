@@ -1,21 +1,21 @@
 """LPIPS (Zhang et al., CVPR 2018) through the ``lpips`` package: AlexNet trunk, v0.1 linear layers.
 
 The ``lpips`` package fetches its ImageNet AlexNet trunk from torchvision's model zoo when the
-network is built. dermsr never lets it: the package is asked for a randomly initialised
-trunk (``pnet_rand=True``) and every trunk weight is then replaced, strictly, by a state dict
-from a file (a missing or extra weight is an error, so no random weight survives). The file
-is looked for, in order:
+network is built. dermsr never lets it, and never downloads anything: the package is asked
+for a randomly initialised trunk (``pnet_rand=True``) and every trunk weight is then
+replaced, strictly, by a state dict from a file (a missing or extra weight is an error, so no
+random weight survives). The file is, in order:
 
-1. the ``backbone=`` path the caller gives;
+1. the ``backbone=`` path the caller gives (``--lpips-backbone``);
 2. the path in the environment variable ``DERMSR_LPIPS_BACKBONE``;
-3. torchvision's own cache (``<torch.hub.get_dir()>/checkpoints/alexnet-owt-7be5be79.pth``);
-4. torchvision's download of that file (skipped with ``allow_download=False``).
+3. the AlexNet ``features`` weights shipped inside dermsr
+   (``dermsr/evaluate/weights/alexnet_features.pth``, torchvision's ImageNet weights,
+   BSD-3-Clause; provenance and checksum in ``ATTRIBUTION.txt`` beside it).
 
 Paths given in 1 or 2 must exist: dermsr does not fall through to the next source when a
-path the user named is wrong. If no source works a :class:`~dermsr.errors.WeightsNotFoundError`
-explains how to provide the file. The file may hold the AlexNet ``features`` state dict
-(keys ``0.weight`` … ``10.bias``) or torchvision's whole AlexNet state dict
-(``features.0.weight`` …). The v0.1 linear layers ship inside the ``lpips`` package.
+path the user named is wrong. A file may hold the AlexNet ``features`` state dict (keys
+``0.weight`` … ``10.bias``) or torchvision's whole AlexNet state dict (``features.0.weight``
+…). The v0.1 linear layers ship inside the ``lpips`` package (``pip install 'dermsr[metrics]'``).
 
 Images are mapped to [-1, 1] (``2·x/L − 1``) as the package expects; grey images are
 repeated to three channels. The network is built once per (backbone file, device) in each
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, CheckpointError, InputError, WeightsNotFoundError
+from ..errors import CheckpointError, InputError, WeightsNotFoundError
 from ..validation import check_int
 from ._images import as_pair
 
@@ -41,6 +41,7 @@ __all__ = [
     "ENV_VAR",
     "LPIPS",
     "LPIPS_MIN_SIZE",
+    "PACKAGED_BACKBONE",
     "TORCHVISION_FILE",
     "BackboneSource",
     "clear_cache",
@@ -50,7 +51,10 @@ __all__ = [
 ]
 
 ENV_VAR = "DERMSR_LPIPS_BACKBONE"
-#: torchvision's file name for ImageNet AlexNet (``AlexNet_Weights.IMAGENET1K_V1``).
+#: The AlexNet ``features`` weights shipped with dermsr (used when no other file is given).
+PACKAGED_BACKBONE = Path(__file__).with_name("weights") / "alexnet_features.pth"
+#: The name of torchvision's full AlexNet file, which ``--lpips-backbone`` also accepts (its
+#: ``features.*`` weights are used); dermsr never downloads it.
 TORCHVISION_FILE = "alexnet-owt-7be5be79.pth"
 #: Smallest side AlexNet's layers up to conv5 accept (stride-4 conv, two 3×3/2 max-pools).
 LPIPS_MIN_SIZE = 31
@@ -58,18 +62,16 @@ LPIPS_MIN_SIZE = 31
 _CONV_KEYS = tuple(f"{i}.{p}" for i in (0, 3, 6, 8, 10) for p in ("weight", "bias"))
 
 _HOW_TO = (
-    "LPIPS needs ImageNet AlexNet weights and dermsr never uses random ones. Provide them by "
-    "passing backbone='/path/to/alexnet.pth', or setting the environment variable "
-    f"{ENV_VAR}=/path/to/alexnet.pth, or placing torchvision's {TORCHVISION_FILE} in "
-    "<torch.hub.get_dir()>/checkpoints (it is what torchvision.models.alexnet(weights='DEFAULT') "
-    "downloads). The file may hold AlexNet's 'features' state dict or the whole torchvision state dict."
+    "LPIPS needs ImageNet AlexNet weights and dermsr never uses random ones nor downloads them. "
+    f"They ship with dermsr ({PACKAGED_BACKBONE}); another file can be given as "
+    f"backbone='/path/to/alexnet.pth' (--lpips-backbone) or with {ENV_VAR}=/path/to/alexnet.pth. "
+    "The file may hold AlexNet's 'features' state dict or the whole torchvision state dict."
 )
 
 
 @dataclass(frozen=True)
 class BackboneSource:
-    """Where the AlexNet trunk comes from: ``kind`` is 'argument', 'environment',
-    'torchvision-cache' or 'torchvision-download'."""
+    """Where the AlexNet trunk comes from: ``kind`` is 'argument', 'environment' or 'packaged'."""
 
     kind: str
     path: Path
@@ -78,25 +80,15 @@ class BackboneSource:
         return f"{self.path} ({self.kind})"
 
 
-def _torchvision_cache_file() -> Path:
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILE
-
-
-def _torchvision_download() -> Path:
-    """Let torchvision fetch (or find) its AlexNet weights; returns the cached file."""
-    from torchvision.models import AlexNet_Weights
-
-    AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
-    return _torchvision_cache_file()
-
-
 def resolve_backbone(
-    backbone: str | os.PathLike[str] | None = None, *, allow_download: bool = True
+    backbone: str | os.PathLike[str] | None = None, *, allow_download: bool = False
 ) -> BackboneSource:
-    """Find the AlexNet trunk file (argument, environment, torchvision cache, download).
+    """Find the AlexNet trunk file: the argument, else ``$DERMSR_LPIPS_BACKBONE``, else the one
+    shipped with dermsr. Nothing is downloaded (``allow_download`` is accepted for callers
+    written when it could be, and ignored).
 
+    >>> PACKAGED_BACKBONE.is_file()
+    True
     >>> resolve_backbone("/no/such/alexnet.pth")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -113,21 +105,9 @@ def resolve_backbone(
         if not p.is_file():
             raise WeightsNotFoundError(f"LPIPS backbone {p} (from ${ENV_VAR}) does not exist. {_HOW_TO}")
         return BackboneSource("environment", p.resolve())
-    cached = _torchvision_cache_file()
-    if cached.is_file():
-        return BackboneSource("torchvision-cache", cached)
-    if not allow_download:
-        raise WeightsNotFoundError(f"no LPIPS backbone found and downloading is off. {_HOW_TO}")
-    try:
-        path = _torchvision_download()
-    except Exception as exc:
-        raise WeightsNotFoundError(
-            f"no LPIPS backbone found, and torchvision could not download it ({type(exc).__name__}: "
-            f"{exc}). {_HOW_TO}"
-        ) from exc
-    if not path.is_file():  # pragma: no cover - torchvision wrote it elsewhere
-        raise WeightsNotFoundError(f"torchvision's download did not leave {path}. {_HOW_TO}")
-    return BackboneSource("torchvision-download", path)
+    if not PACKAGED_BACKBONE.is_file():  # a broken install
+        raise WeightsNotFoundError(f"the packaged LPIPS backbone is missing; reinstall dermsr. {_HOW_TO}")
+    return BackboneSource("packaged", PACKAGED_BACKBONE)
 
 
 def load_backbone_state(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -157,14 +137,12 @@ def load_backbone_state(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _build(source: BackboneSource, device: Any) -> Any:
+    from .._extras import require
+
+    require("metrics", "LPIPS")
+    import lpips as lpips_pkg
     import torch
 
-    try:
-        import lpips as lpips_pkg
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"LPIPS needs the 'lpips' package ({exc}); pip install 'dermsr[metrics]'"
-        ) from exc
     state = load_backbone_state(source.path)
     with warnings.catch_warnings():
         # pnet_rand=True: torchvision builds an untrained AlexNet (no download; its deprecated
@@ -209,7 +187,7 @@ def lpips_network(
     backbone: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     *,
-    allow_download: bool = True,
+    allow_download: bool = False,
 ) -> Any:
     """The ``lpips.LPIPS`` module (AlexNet, v0.1) with the trunk loaded from a file; cached
     per (backbone file, device) in this process."""
@@ -241,19 +219,24 @@ def lpips_distance(
     data_range: float | None = None,
     crop_border: int = 0,
     batch_size: int = 4,
-    allow_download: bool = True,
+    allow_download: bool = False,
 ) -> float | np.ndarray:
     """LPIPS distance (AlexNet, v0.1): 0 for identical images, larger is more different.
 
     Inputs as for the other metrics (:mod:`dermsr.evaluate.metrics`); each side must be at
     least 31 pixels. Batches are run ``batch_size`` pairs at a time under
     ``torch.inference_mode``; every image is scored whole (LPIPS averages over the image, so
-    tiling would change the value).
+    tiling would change the value). The AlexNet trunk is the packaged one unless ``backbone``
+    or ``$DERMSR_LPIPS_BACKBONE`` names another file (:func:`resolve_backbone`);
+    ``allow_download`` is ignored: nothing is ever downloaded.
 
     >>> x = np.zeros((32, 32, 3), np.uint8)
-    >>> lpips_distance(x, x, backbone="alexnet_features.pth")  # doctest: +SKIP
+    >>> lpips_distance(x, x)  # doctest: +SKIP
     0.0
     """
+    from .._extras import require
+
+    require("metrics", "LPIPS")
     import torch
 
     from .metrics import _check_crop, _crop
@@ -299,7 +282,7 @@ class LPIPS:
     data_range: float | None = None
     crop_border: int = 0
     batch_size: int = 4
-    allow_download: bool = True
+    allow_download: bool = False
 
     def __call__(self, a: Any, b: Any) -> float | np.ndarray:
         return lpips_distance(

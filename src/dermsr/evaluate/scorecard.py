@@ -120,21 +120,22 @@ def upscale(lr: np.ndarray, scale: int, method: str = "bicubic") -> np.ndarray:
 
 def metric_functions(lpips_backbone: str | None = None) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
     """``{"psnr": f, "ssim": f[, "lpips": f]}`` with ``f(output, reference) -> float`` on float
-    HWC images in [0, 1] (PSNR/SSIM over RGB, data range 1). LPIPS is included when a backbone
-    is given here or through ``DERMSR_LPIPS_BACKBONE``; it never downloads."""
+    HWC images in [0, 1] (PSNR/SSIM over RGB, data range 1). LPIPS uses ``lpips_backbone``,
+    else ``$DERMSR_LPIPS_BACKBONE``, else the AlexNet weights shipped with dermsr; it is left
+    out only when the ``lpips`` package (``dermsr[metrics]``) is not installed. Never downloads."""
     import os
 
-    from .lpips import ENV_VAR, lpips_distance
+    from ..machine import missing_modules
+    from .lpips import ENV_VAR, PACKAGED_BACKBONE, lpips_distance
     from .metrics import psnr, ssim
 
     fns: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
         "psnr": lambda a, b: float(psnr(a, b, data_range=1.0)),
         "ssim": lambda a, b: float(ssim(a, b, data_range=1.0)),
     }
-    backbone = lpips_backbone or os.environ.get(ENV_VAR)
-    if backbone:
-        fns["lpips"] = lambda a, b: float(lpips_distance(a, b, backbone=backbone, data_range=1.0,
-                                                          allow_download=False))
+    backbone = lpips_backbone or os.environ.get(ENV_VAR) or None
+    if backbone or (PACKAGED_BACKBONE.is_file() and not missing_modules(["lpips", "torch"])):
+        fns["lpips"] = lambda a, b: float(lpips_distance(a, b, backbone=backbone, data_range=1.0))
     return fns
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendError, BackendUnavailableError, InputError
+from ..machine import quiet_stderr
 
 __all__ = ["NAME", "PteRunner", "load_pte", "thread_count"]
 
@@ -26,18 +27,25 @@ NAME = "executorch"
 
 @functools.lru_cache(maxsize=1)
 def _executorch() -> tuple[Any, Any]:
-    """ExecuTorch's runtime singleton and its pybindings module (imported once, quietly)."""
+    """ExecuTorch's runtime singleton and its pybindings module (imported once, quietly).
+
+    Importing it and first touching its thread pool make its C++ code log to stderr (cpuinfo's
+    ``Failed to open midr file`` lines, a torch pytree warning); :func:`dermsr.machine.quiet_stderr`
+    keeps them out of the terminal unless ``$DERMSR_VERBOSE`` is set.
+    """
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_stderr():
             warnings.filterwarnings("ignore", message="This API is experimental")
             from executorch.extension.pybindings import portable_lib
             from executorch.runtime import Runtime
+
+            runtime = Runtime.get()
+            portable_lib._threadpool_get_thread_count()  # cpuinfo initialises (and logs) here
     except ImportError as exc:
         raise BackendUnavailableError(
             f"backend {NAME!r}: the ExecuTorch runtime cannot be imported ({exc}); "
             "pip install 'dermsr[executorch]'"
         ) from exc
-    runtime = Runtime.get()
     registry = getattr(runtime, "backend_registry", None)  # not in every ExecuTorch release
     if registry is not None and not registry.is_available("XnnpackBackend"):
         raise BackendUnavailableError(

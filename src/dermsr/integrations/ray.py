@@ -7,7 +7,7 @@ each actor opens its runtime session once) and enhances each batch with
 
     ds = ds.map_batches(
         EnhanceBatch,
-        fn_constructor_kwargs={"backend": "torch", "device": "cuda"},
+        fn_constructor_kwargs={"backend": "torch", "device": "cuda"},  # default: "auto"
         concurrency=4,        # four actors ...
         num_gpus=1,           # ... each holding one GPU (Ray sets CUDA_VISIBLE_DEVICES)
         batch_size=16,
@@ -113,7 +113,7 @@ class EnhanceBatch:
     def __init__(
         self,
         model: Any = None,
-        backend: str = "torch",
+        backend: str = "auto",
         *,
         column: str = "image",
         batch_size: int = 8,
@@ -230,7 +230,13 @@ def enhance_dataset(
     default: one CPU). Leave CPUs free for the read and write tasks: actors that hold every
     CPU of the cluster starve the tasks that feed them and the job waits forever. Paths must
     be visible to every node (a shared filesystem) on a multi-node cluster.
+
+    Ray reports usage statistics over the network by default; unless ``RAY_USAGE_STATS_ENABLED``
+    is set, this sets it to ``0`` for the cluster it starts (dermsr itself touches no network).
     """
+    import os
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray.data
 
     from ..enhance import Enhancer

@@ -103,7 +103,7 @@ for _scale in (4, 2, 3):
 
 
 def _from_package_weights(name: str, filename: str, source: str, license: str) -> Callable[[], Model]:
-    """Loader for a ``.pth`` shipped inside dermsr (``dermsr/models/weights/``)."""
+    """Loader for weights shipped inside dermsr (``dermsr/models/weights/``, ``.npz``: no torch needed)."""
 
     def load() -> Model:
         path = Path(str(resources.files(__package__) / "weights" / filename))
@@ -118,7 +118,7 @@ register_model(
     "SRVGGNetCompact 64×16 ×4 fine-tuned on ISIC dermoscopy (bicubic-x4 + thesis), see docs/model-card.md",
     _from_package_weights(
         "dermsr-isic-x4",
-        "dermsr-isic-x4.pth",
+        "dermsr-isic-x4.npz",
         "realesr-animevideov3-x4 fine-tuned by dermsr train on 190 CC0 ISIC images",
         "BSD-3-Clause",
     ),
@@ -138,7 +138,7 @@ def load_model(
     """Load a model by built-in name, by file path, or pass a :class:`Model` through.
 
     Paths: ``.pth``/``.pt``/``.ckpt`` (``params_ema`` preferred, then ``params``, then a
-    bare state dict), ``.safetensors``, or an NCNN ``.param`` (its ``.bin`` beside it, or the
+    bare state dict; these need ``dermsr[torch]``), ``.safetensors``, ``.npz``, or an NCNN ``.param`` (its ``.bin`` beside it, or the
     ``.bin`` with its ``.param`` beside it). Every hyper-parameter is read off the weights;
     ``act_type`` is needed only for relu/leakyrelu networks, which leave no trace of it.
     """

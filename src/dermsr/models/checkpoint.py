@@ -1,7 +1,9 @@
-"""Read SRVGGNetCompact weights from PyTorch checkpoints and safetensors files.
+"""Read SRVGGNetCompact weights from PyTorch checkpoints, safetensors and NumPy ``.npz`` files.
 
-PyTorch files are opened with ``torch.load(weights_only=True)`` only: a pickle that would
-need to run code to unpickle is refused, never executed.
+PyTorch files are opened with ``torch.load(weights_only=True)`` only (PyTorch is the
+``dermsr[torch]`` extra): a pickle that would need to run code to unpickle is refused, never
+executed. ``.npz`` files (how dermsr ships its own weights, so they load without torch) are
+read with ``numpy.load(allow_pickle=False)``: arrays under the state-dict names.
 """
 
 from __future__ import annotations
@@ -65,10 +67,17 @@ def _to_numpy(value: Any, where: str) -> np.ndarray:
 
 
 def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """Load the weights of a ``.pth``/``.pt``/``.ckpt`` or ``.safetensors`` file."""
+    """Load the weights of a ``.pth``/``.pt``/``.ckpt``, ``.safetensors`` or ``.npz`` file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
+    if path.suffix.lower() == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a readable NumPy .npz file of arrays ({exc})") from exc
+        return unwrap_state_dict(arrays, str(path))
     if path.suffix.lower() == ".safetensors":
         try:
             from safetensors.numpy import load_file
@@ -93,6 +102,9 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             f"pickle (it starts with {head!r})"
         )
 
+    from .._extras import require
+
+    require("torch", f"reading the PyTorch checkpoint {path.name}")
     import torch
 
     try:

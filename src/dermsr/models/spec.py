@@ -261,13 +261,19 @@ class Model:
         return flops / 1e9
 
     def state_dict(self) -> dict[str, Any]:
-        """The weights as a torch state dict (imports torch)."""
+        """The weights as a torch state dict (imports torch: ``pip install 'dermsr[torch]'``)."""
+        from .._extras import require
+
+        require("torch", "Model.state_dict()")
         import torch
 
         return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in self.weights.items()}
 
     def to_torch(self):
         """A ``torch.nn.Module`` in eval mode holding these weights (imports torch)."""
+        from .._extras import require
+
+        require("torch", "Model.to_torch()")
         from .arch import SRVGGNetCompact
 
         net = SRVGGNetCompact(**self.config.to_dict())

@@ -8,11 +8,18 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
-from ...machine import missing_modules, usable_cores
+from ...machine import VERBOSE_ENV, missing_modules, quiet_stderr, usable_cores
 from ..registry import Availability
 
-__all__ = ["check_batch", "default_threads", "missing_modules", "modules_availability", "reject_extra"]
-
+__all__ = [
+    "VERBOSE_ENV",
+    "check_batch",
+    "default_threads",
+    "missing_modules",
+    "modules_availability",
+    "quiet_stderr",
+    "reject_extra",
+]
 
 def default_threads() -> int:
     """Cores this process may run on (:func:`dermsr.machine.usable_cores`).

@@ -1,11 +1,13 @@
-"""NCNN backend: the model converted by PNNX, run by Tencent's ncnn on the CPU.
+"""NCNN backend: the model as an NCNN ``.param``/``.bin`` pair, run by Tencent's ncnn on the CPU.
 
-The ``.param``/``.bin`` pair is built by :func:`dermsr.export.ncnn.write_ncnn` (PNNX, float32
-weights) and kept in the artifact cache keyed by the model's weights hash and the
-torch/pnnx/ncnn versions. Every model, the built-in ones included, goes through PNNX: one
-code path, the conversion the reference study used, and the same blob names (``in0``/``out0``)
-for every model. (Real-ESRGAN's released NCNN files of the built-in model hold the same fp16
-weights; PNNX's float32 copy of them is exact.)
+The files are written from the model's NumPy weights by
+:func:`dermsr.models.ncnn_write.ncnn_files` (no torch, no PNNX: this is the runtime of the
+light install) and kept in the artifact cache keyed by the model's weights hash and the ncnn
+version. The graph, the blob names (``in0``/``out0``) and the float32 ``.bin`` are those PNNX
+writes for the same model (:mod:`dermsr.export.ncnn`, the path ``dermsr export --format ncnn``
+and the reference study's conversion take), so every model, the built-in ones included, runs
+the same way and matches PyTorch to ~1e-5. (Real-ESRGAN's released NCNN files of the
+built-in model hold the same fp16 weights; their float32 copy is exact.)
 
 Memory safety: ``ncnn.Mat(array)`` wraps the NumPy buffer without owning
 it, and the Mat returned by ``Extractor.extract`` points into the extractor's memory. So each
@@ -33,6 +35,8 @@ from ._common import check_batch, default_threads, modules_availability, reject_
 __all__ = ["NcnnBackend", "NcnnSession", "check_options", "ncnn_artifact"]
 
 NAME = "ncnn"
+PARAM_NAME = "model.ncnn.param"
+BIN_NAME = "model.ncnn.bin"
 
 
 def check_options(options: BackendOptions) -> None:
@@ -45,19 +49,18 @@ def check_options(options: BackendOptions) -> None:
 
 
 def ncnn_artifact(model: Model) -> tuple[Path, Path]:
-    """Paths of the cached ``.param``/``.bin`` for ``model`` (converted with PNNX on first use)."""
+    """Paths of the cached ``.param``/``.bin`` for ``model`` (written from its weights on first use)."""
     from ...export.cache import cached_artifact
     from ...export.manifest import tool_versions
-    from ...export.ncnn import BIN_NAME, NCNN_TOOLS, PARAM_NAME, check_param, write_ncnn
+    from ...models.ncnn_write import ncnn_files
 
     def build(folder: Path) -> None:
-        write_ncnn(model, folder, fp16=False)
+        param, weights = ncnn_files(model)
+        (folder / PARAM_NAME).write_text(param, encoding="ascii")
+        (folder / BIN_NAME).write_bytes(weights)
 
-    def validate(folder: Path) -> None:
-        check_param(folder / PARAM_NAME)
-
-    parts = {"weights_dtype": "float32", "blobs": "in0/out0", "tools": tool_versions(NCNN_TOOLS)}
-    folder = cached_artifact("ncnn", model.sha256, parts, build, validate)
+    parts = {"weights_dtype": "float32", "blobs": "in0/out0", "writer": "numpy-v1", "tools": tool_versions(("ncnn",))}
+    folder = cached_artifact("ncnn", model.sha256, parts, build)
     return folder / PARAM_NAME, folder / BIN_NAME
 
 
@@ -168,13 +171,13 @@ class NcnnSession:
 
 
 class NcnnBackend(Backend):
-    """Tencent ncnn (CPU); needs ``pip install 'dermsr[ncnn]'`` (ncnn and pnnx)."""
+    """Tencent ncnn (CPU): installed with dermsr itself (``pip install 'dermsr[ncnn]'`` if missing)."""
 
     name = NAME
     extra = "ncnn"
     runtime_module = "ncnn"
-    #: import names needed: the runtime, and the converter that builds its files
-    modules = ("ncnn", "pnnx")
+    #: import names needed (the files are written without any converter)
+    modules = ("ncnn",)
 
     def availability(self) -> Availability:
         return modules_availability(self.name, self.modules, self.extra or "ncnn", self.version())

@@ -125,13 +125,13 @@ class OnnxRuntimeSession:
 
 
 class OnnxRuntimeBackend(Backend):
-    """ONNX Runtime; needs ``pip install 'dermsr[onnx]'`` (onnxruntime, onnx, onnxscript)."""
+    """ONNX Runtime; needs ``pip install 'dermsr[onnx]'`` (onnxruntime, onnx, onnxscript, torch)."""
 
     name = NAME
     extra = "onnx"
     runtime_module = "onnxruntime"
-    #: import names needed: the runtime, and the exporter that builds the file
-    modules = ("onnxruntime", "onnx", "onnxscript")
+    #: import names needed: the runtime, and the exporter that builds the file (torch.onnx)
+    modules = ("onnxruntime", "onnx", "onnxscript", "torch")
 
     def version(self) -> str | None:
         for dist in ("onnxruntime", "onnxruntime-gpu"):

@@ -110,7 +110,7 @@ class TorchSession:
 
 class TorchBackend(Backend):
     name = "torch"
-    extra = None
+    extra = "torch"
     runtime_module = "torch"
 
     def load(self, model: Model, options: BackendOptions) -> TorchSession:

@@ -19,6 +19,8 @@ from ._options import TILE_HELP, parse_tile
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..models import DEFAULT_MODEL
+
     p = sub.add_parser(
         "enhance",
         help="super-resolve images",
@@ -32,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, default=Path("dermsr-out"),
                    help="output folder (default: ./dermsr-out), or the output file when IN is one "
                         "image file and OUT ends in an image suffix (.png, .jpg, ...)")
-    p.add_argument("--model", default=None, help="built-in model name or weights file (default: realesr-animevideov3-x4)")
+    p.add_argument("--model", default=None, help=f"built-in model name or weights file (default: {DEFAULT_MODEL})")
     p.add_argument("--backend", default="auto",
                    help="auto (default: the fastest runtime installed, see 'dermsr info'), ncnn, "
                         "executorch, onnxruntime or torch")

@@ -21,6 +21,8 @@ EXTRA = {"onnx": "export", "ncnn": "export", "pte": "executorch"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..models import DEFAULT_MODEL
+
     p = sub.add_parser(
         "export",
         help="export the model for ONNX Runtime, NCNN or ExecuTorch",
@@ -32,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--format", required=True, choices=sorted(EXPORTERS), help="target runtime format")
     p.add_argument("--model", default=None,
-                   help="built-in model name or weights file (default: realesr-animevideov3-x4)")
+                   help=f"built-in model name or weights file (default: {DEFAULT_MODEL})")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--tile", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="fixed input shape in low-resolution pixels (ONNX: static height/width; "

@@ -150,7 +150,7 @@ class Enhancer:
     ----------
     model:
         Built-in model name, weights path, or :class:`~dermsr.models.Model`
-        (default ``"realesr-animevideov3-x4"``). The scale always comes from the model.
+        (default :data:`dermsr.models.DEFAULT_MODEL`). The scale always comes from the model.
     backend:
         ``"auto"`` (default: the fastest fp32 runtime installed, see :func:`resolve_backend`),
         ``"torch"``, ``"onnxruntime"``, ``"ncnn"``, ``"executorch"`` or a plugin's name.

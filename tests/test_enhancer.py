@@ -272,7 +272,7 @@ def test_bools_and_out_of_range_counts_are_refused(kw):
 NO_TORCH = "import sys\nsys.modules['torch'] = None\n"
 
 
-@pytest.mark.parametrize("model", ["realesr-animevideov3-x4", "dermsr-isic-x4"])
+@pytest.mark.parametrize("model", ["realesr-animevideov3-x4", "dermsr-isic-x4", "dermsr-blind-x4"])
 def test_builtin_models_enhance_on_ncnn_without_torch(tmp_path, model):
     """The light install: built-in weights load and run on NCNN with torch unimportable (NCNN
     files written from the NumPy weights into an empty cache), and match PyTorch to ~1e-5."""

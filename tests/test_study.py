@@ -265,7 +265,10 @@ def test_results_json_records_the_configuration(study, crop_path):
 
     assert cfg["degrader"] == Degrader.preset("thesis", size=SIZE).to_dict()
     assert cfg["degrader"]["steps"][0]["type"] == "CenterCrop"
-    assert cfg["model"]["name"] == "realesr-animevideov3-x4" and len(cfg["model"]["sha256"]) == 64
+    assert cfg["model"]["name"] == "dermsr-blind-x4" and len(cfg["model"]["sha256"]) == 64
+    # the default study also scores the reference study's released weights, with their own verdict
+    assert cfg["compare_models"] == ["realesr-animevideov3-x4"]
+    assert set(data["model_verdicts"]) == {"realesr-animevideov3-x4"}
     assert {r["name"] for r in cfg["runtimes"]} >= {"torch", FAKE}
     torch_rt = next(r for r in cfg["runtimes"] if r["name"] == "torch")
     assert torch_rt["available"] and torch_rt["version"]

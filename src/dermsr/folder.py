@@ -40,6 +40,7 @@ from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .data.folders import _inside, find_images
 from .errors import InputError, WriteError
 from .io import IMAGE_SUFFIXES
 from .machine import usable_cores
@@ -86,46 +87,6 @@ class Job:
     src: Path
     dest: Path
     rel: Path
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True
-
-
-def find_images(
-    inputs: Iterable[Path], *, recursive: bool = False, exclude_dir: Path | None = None
-) -> list[tuple[Path, Path]]:
-    """``(file, path relative to its input folder)`` for every image file named or found.
-
-    Folders are listed in sorted order (sub-folders too with ``recursive``); files inside
-    ``exclude_dir`` (the output folder) are left out when it lies *below* an input folder,
-    so a rerun never enhances its own outputs. Entries with an image suffix that are not
-    regular files (a broken symlink, a FIFO, a link to a device) are listed too, and so are
-    such paths named on the command line: reading them fails with the reason, which the run
-    records, instead of their being skipped unseen.
-    """
-    excl = exclude_dir.resolve() if exclude_dir is not None else None
-    found: list[tuple[Path, Path]] = []
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            root = item.resolve()
-            prune = excl if excl is not None and excl != root and _inside(excl, root) else None
-            for f in sorted(item.glob("**/*" if recursive else "*")):
-                if f.suffix.lower() not in IMAGE_SUFFIXES or f.is_dir():
-                    continue
-                if prune is not None and _inside(f.resolve(), prune):
-                    continue
-                found.append((f, f.relative_to(item)))
-        elif os.path.lexists(item):  # a file, or something that is there but cannot be read
-            found.append((item, Path(item.name)))
-        else:
-            raise InputError(f"{item}: no such file or folder")
-    return found
 
 
 def output_path(rel: Path, out_dir: Path, fmt: str | None, is16: bool, scale: int, *,

@@ -55,17 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _images(items: list[Path]) -> tuple[Path, ...]:
-    from ..io import IMAGE_SUFFIXES
+    from ..data.folders import find_images
 
-    found: list[Path] = []
-    for item in items:
-        if item.is_dir():
-            found.extend(f for f in sorted(item.iterdir())
-                         if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        elif item.is_file():
-            found.append(item)
-        else:
-            raise InputError(f"{item}: no such file or folder")
+    found = [f for f, _ in find_images(items)]
     if items and not found:
         raise InputError("no images found in the given inputs")
     return tuple(found)

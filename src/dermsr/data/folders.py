@@ -13,7 +13,8 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,18 +24,57 @@ import numpy as np
 from ..errors import InputError
 from ..io import IMAGE_SUFFIXES, read_image
 
-__all__ = ["Split", "list_images", "load_hr", "split_images"]
+__all__ = ["Split", "find_images", "list_images", "load_hr", "split_images"]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def find_images(
+    inputs: Iterable[Path], *, recursive: bool = False, exclude_dir: Path | None = None
+) -> list[tuple[Path, Path]]:
+    """``(file, path relative to its input folder)`` for every image file named or found.
+
+    Folders are listed in sorted order (sub-folders too with ``recursive``); files inside
+    ``exclude_dir`` (the output folder) are left out when it lies *below* an input folder,
+    so a rerun never enhances its own outputs. Entries with an image suffix that are not
+    regular files (a broken symlink, a FIFO, a link to a device) are listed too, and so are
+    such paths named on the command line: reading them fails with the reason, which the run
+    records, instead of their being skipped unseen.
+    """
+    excl = exclude_dir.resolve() if exclude_dir is not None else None
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            root = item.resolve()
+            prune = excl if excl is not None and excl != root and _inside(excl, root) else None
+            for f in sorted(item.glob("**/*" if recursive else "*")):
+                if f.suffix.lower() not in IMAGE_SUFFIXES or f.is_dir():
+                    continue
+                if prune is not None and _inside(f.resolve(), prune):
+                    continue
+                found.append((f, f.relative_to(item)))
+        elif os.path.lexists(item):  # a file, or something that is there but cannot be read
+            found.append((item, Path(item.name)))
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    return found
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in ``folder`` or below it, sorted by relative path."""
+    """Image files directly in ``folder`` or below it (readable regular files only), sorted by
+    relative path: :func:`find_images` of one folder, recursively."""
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"--data must be a folder of images, got {str(root)!r} (not a folder)")
-    files = sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
+    files = sorted((f for f, _ in find_images([root], recursive=True) if f.is_file()),
+                   key=lambda p: p.relative_to(root).as_posix())
     if not files:
         raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root}")
     return files

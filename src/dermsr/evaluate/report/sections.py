@@ -80,12 +80,11 @@ def _timing_blocks(results: Mapping[str, Any]) -> list[Block]:
                 "input; the median is the figure to compare. The same numbers come from "
                 f"`dermsr bench --sizes {speed[0]['width']} --repeat {results['config']['runs']} --no-raw`."
             ),
-            Table(["runtime", "version", "median (ms)", "min (ms)", "max (ms)", "initialisation (ms)",
-                   "peak memory (MB)"],
+            Table(["runtime", "version", "median (ms)", "min (ms)", "max (ms)", "initialisation (ms)"],
                   [[f"`{s['backend']}`", versions.get(s["backend"]) or s.get("runtime_version") or "n/a",
                     fmt(s.get("median_ms"), ".1f"), fmt(s.get("min_ms"), ".1f"), fmt(s.get("max_ms"), ".1f"),
-                    fmt(s.get("init_ms"), ".0f"), fmt(s.get("peak_rss_mb"), ".0f")] for s in speed],
-                  numeric=(2, 3, 4, 5, 6)),
+                    fmt(s.get("init_ms"), ".0f")] for s in speed],
+                  numeric=(2, 3, 4, 5)),
         ]
         fastest = min(speed, key=lambda s: s["median_ms"])
         blocks.append(Paragraph(

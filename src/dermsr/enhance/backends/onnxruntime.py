@@ -43,21 +43,11 @@ def parse_ort_device(device: str) -> tuple[str, int]:
 
 
 def onnx_artifact(model: Model) -> Path:
-    """Path of the cached ONNX file for ``model`` (exported on first use)."""
-    from ...export.cache import cached_artifact
-    from ...export.manifest import tool_versions
-    from ...export.onnx import FILE_NAME, ONNX_OPSET, ONNX_TOOLS, onnx_bytes
+    """Path of the cached fp32 ONNX file for ``model`` (exported on first use;
+    :func:`dermsr.export.onnx.cached_onnx`)."""
+    from ...export.onnx import cached_onnx
 
-    def build(folder: Path) -> None:
-        (folder / FILE_NAME).write_bytes(onnx_bytes(model, opset=ONNX_OPSET))
-
-    def validate(folder: Path) -> None:
-        import onnx
-
-        onnx.checker.check_model(str(folder / FILE_NAME))
-
-    parts = {"opset": ONNX_OPSET, "layout": "NCHW-dynamic-v1", "tools": tool_versions(ONNX_TOOLS)}
-    return cached_artifact("onnx", model.sha256, parts, build, validate) / FILE_NAME
+    return cached_onnx(model)
 
 
 def check_options(options: BackendOptions) -> tuple[str, int]:

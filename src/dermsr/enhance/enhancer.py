@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import BackendError, InputError
 from ..models import load_model
 from ..models.spec import AUTO_TILE, Model
-from ..validation import check_int, is_int
+from ..validation import check_int, check_precision, is_int
 from . import convert
 from .registry import BackendOptions, Session, check_session, get_backend
 from .tiling import TilePlan, plan_tiles, run_tiled
@@ -35,6 +35,11 @@ SANE_RANGE = (-16.0, 17.0)
 #: (docs/performance.md). PyTorch is always installed, so it closes the list.
 #: On a GPU device ``"auto"`` means PyTorch, the one built-in backend that runs there.
 AUTO_ORDER = ("ncnn", "executorch", "onnxruntime", "torch")
+#: Order in which ``backend="auto"`` tries runtimes for a reduced ``precision`` (``auto`` with
+#: the default fp32 keeps :data:`AUTO_ORDER`): the first available one that runs it. 224→896
+#: medians, 2 cores (docs/performance.md): OpenVINO int8 ≈ 0.25× its fp32, ONNX Runtime int8
+#: ≈ 0.5×, OpenVINO bf16 ≈ 0.6×, PyTorch bf16 ≈ 0.75×.
+REDUCED_AUTO_ORDER = ("openvino", "onnxruntime", "torch")
 
 
 def check_output(y: np.ndarray, backend: str) -> np.ndarray:
@@ -79,6 +84,15 @@ class Enhancer:
         Threads the runtime may use (default: the runtime's own default, all cores).
     half:
         fp16 inference, CUDA only; any non-finite fp16 output is recomputed in fp32 with a warning.
+    precision:
+        ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"int8"``; each backend runs the ones
+        in its ``precisions`` (torch: fp32, bf16, fp16 on CUDA; onnxruntime: fp32, int8;
+        openvino: fp32, bf16, int8; ncnn, executorch: fp32) and others raise an
+        :class:`~dermsr.errors.InputError` naming them. int8 artifacts are calibrated and
+        checked against fp32 on held-out images when built (docs/performance.md).
+    calibration:
+        int8 only: a folder of images like the ones you will enhance, to calibrate on
+        (default: the bundled dermoscopic samples).
 
     The runtime session is created on first use in each process, so an Enhancer can be pickled
     or sent to worker processes; one Enhancer may be used from several threads at once.
@@ -94,6 +108,8 @@ class Enhancer:
         tile_pad: int | None = None,
         threads: int | None = None,
         half: bool = False,
+        precision: str = "fp32",
+        calibration: str | Path | None = None,
         **backend_options: Any,
     ) -> None:
         self.model = load_model(model)
@@ -103,9 +119,18 @@ class Enhancer:
         threads = check_int(threads, "threads", lo=1, none_ok=True)
         self.tile = tile
         self.tile_pad = self.model.receptive_field if tile_pad is None else int(tile_pad)
-        self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options))
+        precision = check_precision(precision)
+        if calibration is not None:
+            if precision != "int8":
+                raise InputError(f"calibration is only used with precision='int8', got precision={precision!r}")
+            if not isinstance(calibration, (str, Path)):
+                raise InputError(f"calibration must be a folder path, got {type(calibration).__name__}")
+            calibration = str(calibration)
+        self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options),
+                                      precision=precision, calibration=calibration)
         self.backend_name = self._resolve_backend(backend)
         self._backend = get_backend(self.backend_name)
+        self._check_precision()
         self._backend.require()
         self._session: Session | None = None
         self._session_pid: int | None = None
@@ -119,15 +144,35 @@ class Enhancer:
         if backend != "auto":
             get_backend(backend)  # unknown names raise with the known ones listed
             return backend
+        precision = self.options.precision
         if self.options.device != "cpu":
             return "torch"
-        for name in AUTO_ORDER:
+        for name in AUTO_ORDER if precision == "fp32" else REDUCED_AUTO_ORDER:
             try:
-                if get_backend(name).availability().available:
+                b = get_backend(name)
+                if precision in b.precisions and b.availability().available:
                     return name
-            except Exception:  # pragma: no cover - a plugin that cannot even say
+            except Exception:  # a plugin that is not registered or cannot even say
                 continue
         return "torch"
+
+    def _check_precision(self) -> None:
+        precision = self.options.precision
+        if precision in self._backend.precisions:
+            return
+        from .registry import backend_names
+
+        runs = []
+        for name in backend_names():
+            try:
+                if precision in get_backend(name).precisions:
+                    runs.append(name)
+            except Exception:  # pragma: no cover - a broken plugin
+                continue
+        raise InputError(
+            f"backend {self.backend_name!r} does not run precision {precision!r}; it runs: "
+            f"{', '.join(self._backend.precisions)}. {precision} runs on: {', '.join(runs) or 'no installed backend'}"
+        )
 
     @property
     def scale(self) -> int:
@@ -137,7 +182,7 @@ class Enhancer:
         return (
             f"Enhancer(model={self.model.name!r}, backend={self.backend_name!r}, "
             f"device={self.options.device!r}, tile={self.tile!r}, tile_pad={self.tile_pad}, "
-            f"threads={self.options.threads})"
+            f"threads={self.options.threads}, precision={self.options.precision!r})"
         )
 
     def __getstate__(self) -> dict[str, Any]:

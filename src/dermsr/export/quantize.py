@@ -73,17 +73,22 @@ from ..models.spec import Model
 
 __all__ = [
     "DEFAULT_RECIPE",
+    "INT8_FILE",
     "MIN_PSNR_VS_FP32",
     "QUANT_TOOLS",
     "RECIPES",
+    "RECIPE_VERSION",
+    "REPORT_FILE",
     "CalibrationSet",
     "FidelityReport",
     "calibration_set",
     "check_fidelity",
     "int8_onnx",
     "measure_fidelity",
+    "ort_runner",
     "psnr",
     "quantize_onnx",
+    "read_report",
 ]
 
 #: int8 recipes (see the module docstring); the first is the default.

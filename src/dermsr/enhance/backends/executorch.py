@@ -44,8 +44,8 @@ from ...export.pte_runner import NAME, PteRunner, _executorch, load_pte, thread_
 from ...models.spec import Model
 from ...validation import check_int
 from ..registry import Backend, BackendOptions, Capabilities
-from ._common import check_precision
 from ..tiling import plan_tiles, run_tiled
+from ._common import check_precision
 
 __all__ = ["ExecuTorchBackend", "ExecuTorchSession", "PteRunner", "load_pte", "thread_count"]
 

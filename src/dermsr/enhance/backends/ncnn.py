@@ -28,7 +28,13 @@ import numpy as np
 from ...errors import BackendError, InputError
 from ...models.spec import Model
 from ..registry import Availability, Backend, BackendOptions, Capabilities
-from ._common import check_batch, check_precision, default_threads, modules_availability, reject_extra
+from ._common import (
+    check_batch,
+    check_precision,
+    default_threads,
+    modules_availability,
+    reject_extra,
+)
 
 __all__ = ["NcnnBackend", "NcnnSession", "check_options", "ncnn_artifact"]
 

@@ -21,7 +21,13 @@ import numpy as np
 from ...errors import BackendError, BackendUnavailableError, InputError
 from ...models.spec import Model
 from ..registry import Availability, Backend, BackendOptions, Capabilities
-from ._common import check_batch, check_precision, default_threads, modules_availability, reject_extra
+from ._common import (
+    check_batch,
+    check_precision,
+    default_threads,
+    modules_availability,
+    reject_extra,
+)
 
 __all__ = ["OnnxRuntimeBackend", "OnnxRuntimeSession", "check_options", "onnx_artifact", "parse_ort_device"]
 

@@ -31,7 +31,13 @@ import numpy as np
 from ...errors import BackendError, InputError
 from ...models.spec import Model
 from ..registry import Availability, Backend, BackendOptions, Capabilities
-from ._common import check_batch, check_precision, default_threads, modules_availability, reject_extra
+from ._common import (
+    check_batch,
+    check_precision,
+    default_threads,
+    modules_availability,
+    reject_extra,
+)
 
 __all__ = ["OpenVINOBackend", "OpenVINOSession", "openvino_int8"]
 
@@ -70,8 +76,8 @@ def openvino_int8(model: Model, calibration: str | Path | None = None) -> Path:
         DEFAULT_RECIPE,
         INT8_FILE,
         MIN_PSNR_VS_FP32,
-        REPORT_FILE,
         RECIPE_VERSION,
+        REPORT_FILE,
         calibration_set,
         check_fidelity,
         int8_onnx,

@@ -69,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
                 f"--precision {args.precision} is written for --format onnx only (QDQ, runs on ONNX Runtime "
                 f"and OpenVINO); --format {args.format} exports fp32"
             )
-        kwargs.update(precision=args.precision, calibration=args.calibration)
-    manifest_path = Path(exporter(args.format)(model, args.out, **kwargs))
+        kwargs.update(calibration=args.calibration)
+    export = exporter(args.format)
+    if args.precision == "int8":
+        from ..export.quantize import export_int8_onnx as export
+    manifest_path = Path(export(model, args.out, **kwargs))
     manifest = json.loads(manifest_path.read_text())
     files = ", ".join(str(args.out / name) for name in manifest.get("files", {}).values())
     print(f"exported {model.name} ({args.format}, {args.precision}): {files}; manifest {manifest_path}",

@@ -148,41 +148,15 @@ def export_onnx(
     *,
     tile_shape: tuple[int, int] | None = None,
     opset: int = ONNX_OPSET,
-    precision: str = "fp32",
-    calibration: str | Path | None = None,
 ) -> Path:
     """Write ``model.onnx`` and its manifest into ``out_dir``; returns the manifest's path.
 
     ``tile_shape=(H, W)`` fixes the spatial input size (some mobile runtimes prefer static
     shapes); by default height and width are dynamic. Files are written atomically.
-    ``precision="int8"`` writes the gated QDQ int8 graph of
-    :func:`dermsr.export.quantize.int8_onnx` (calibrated on ``calibration``, default the bundled
-    images; float32 input and output as for fp32), with the recipe, the calibration set and the
-    fidelity figures in the manifest's ``quantization``.
     """
-    from ..validation import check_precision
-
     m = load_model(model)
     tile_shape = check_tile_shape(tile_shape)
-    precision = check_precision(precision)
-    if precision not in ("fp32", "int8"):
-        raise InputError(
-            f"ONNX export writes fp32 or int8, got precision={precision!r} (bf16/fp16 are runtime "
-            "settings: Enhancer(precision=...) on a backend that runs them)"
-        )
-    if calibration is not None and precision != "int8":
-        raise InputError(f"calibration is only used with precision='int8', got precision={precision!r}")
-    quantization = None
-    if precision == "int8":
-        if opset != ONNX_OPSET:
-            raise InputError(f"int8 export uses opset {ONNX_OPSET}, got opset={opset}")
-        from .quantize import INT8_FILE, int8_onnx, read_report
-
-        folder = int8_onnx(m, calibration)
-        quantization = read_report(folder)
-        data = _fix_spatial_shape((folder / INT8_FILE).read_bytes(), tile_shape, m.scale)
-    else:
-        data = onnx_bytes(m, tile_shape=tile_shape, opset=opset)
+    data = onnx_bytes(m, tile_shape=tile_shape, opset=opset)
     out = Path(out_dir)
     atomic_write_bytes(out / FILE_NAME, data)
     from .cache import file_sha256
@@ -198,32 +172,7 @@ def export_onnx(
         extra={
             "onnx": {"opset": opset, "dynamic_axes": ["batch"] + ([] if tile_shape else ["height", "width"])},
             "file_sha256": {FILE_NAME: file_sha256(out / FILE_NAME)},
-            "precision": precision,
-            **({"quantization": quantization} if quantization else {}),
+            "precision": "fp32",
         },
     )
     return write_manifest(out, manifest)
-
-
-def _fix_spatial_shape(data: bytes, tile_shape: tuple[int, int] | None, scale: int) -> bytes:
-    """``data`` (a dynamic-shape ONNX model) with its input height and width fixed to
-    ``tile_shape`` (the upsampling uses scales, so every other shape follows)."""
-    if tile_shape is None:
-        return data
-    import onnx
-
-    proto = onnx.load_from_string(data)
-    dims = proto.graph.input[0].type.tensor_type.shape.dim
-    for dim, value in zip(dims[2:], tile_shape, strict=True):
-        dim.Clear()
-        dim.dim_value = int(value)
-    out = proto.graph.output[0].type.tensor_type.shape.dim
-    for dim, value in zip(out[2:], tile_shape, strict=True):
-        dim.Clear()
-        dim.dim_value = int(value) * scale
-    del proto.graph.value_info[:]
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as exc:
-        raise ExportError(f"fixing the int8 graph's input to {tile_shape} failed onnx.checker: {exc}") from exc
-    return proto.SerializeToString()

@@ -68,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, FidelityError, InputError
+from ..errors import BackendUnavailableError, ExportError, FidelityError, InputError
 from ..models.spec import Model
 
 __all__ = [
@@ -83,6 +83,7 @@ __all__ = [
     "FidelityReport",
     "calibration_set",
     "check_fidelity",
+    "export_int8_onnx",
     "int8_onnx",
     "measure_fidelity",
     "ort_runner",
@@ -479,3 +480,59 @@ def int8_onnx(model: Model, calibration: str | Path | None = None, *, recipe: st
 def read_report(folder: str | Path) -> dict[str, Any]:
     """The ``quantization.json`` of an int8 artifact folder."""
     return json.loads((Path(folder) / REPORT_FILE).read_text())
+
+
+def export_int8_onnx(model: Model | str | Path | None, out_dir: str | Path, *,
+                     tile_shape: tuple[int, int] | None = None,
+                     calibration: str | Path | None = None) -> Path:
+    """``dermsr export --format onnx --precision int8``: write the gated QDQ int8 graph of
+    :func:`int8_onnx` as ``model.onnx`` (float32 input and output, like fp32) and its manifest,
+    with the recipe, the calibration set and the fidelity figures under ``quantization``;
+    returns the manifest's path. ``tile_shape`` fixes the input's height and width."""
+    from ..io import atomic_write_bytes
+    from ..models import load_model
+    from .cache import file_sha256
+    from .manifest import build_manifest, write_manifest
+    from .onnx import FILE_NAME, INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, check_tile_shape
+
+    m = load_model(model)
+    tile_shape = check_tile_shape(tile_shape)
+    folder = int8_onnx(m, calibration)
+    data = _fix_spatial_shape((folder / INT8_FILE).read_bytes(), tile_shape, m.scale)
+    out = Path(out_dir)
+    atomic_write_bytes(out / FILE_NAME, data)
+    manifest = build_manifest(
+        m, fmt="onnx", files={"model": FILE_NAME}, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
+        tile_shape=tile_shape, tools=QUANT_TOOLS,
+        extra={
+            "onnx": {"opset": ONNX_OPSET, "dynamic_axes": ["batch"] + ([] if tile_shape else ["height", "width"])},
+            "file_sha256": {FILE_NAME: file_sha256(out / FILE_NAME)},
+            "precision": "int8",
+            "quantization": read_report(folder),
+        },
+    )
+    return write_manifest(out, manifest)
+
+
+def _fix_spatial_shape(data: bytes, tile_shape: tuple[int, int] | None, scale: int) -> bytes:
+    """``data`` (a dynamic-shape ONNX model) with its input height and width fixed to
+    ``tile_shape`` (the upsampling uses scales, so every other shape follows)."""
+    if tile_shape is None:
+        return data
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims[2:], tile_shape, strict=True):
+        dim.Clear()
+        dim.dim_value = int(value)
+    out = proto.graph.output[0].type.tensor_type.shape.dim
+    for dim, value in zip(out[2:], tile_shape, strict=True):
+        dim.Clear()
+        dim.dim_value = int(value) * scale
+    del proto.graph.value_info[:]
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"fixing the int8 graph's input to {tile_shape} failed onnx.checker: {exc}") from exc
+    return proto.SerializeToString()

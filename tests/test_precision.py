@@ -145,6 +145,33 @@ def test_residual_float_recipe_keeps_the_skip_path_and_body_output_float(tmp_pat
 
 
 @needs_onnx
+def test_openvino_graph_drops_only_the_conv_output_quantizers():
+    import onnx
+
+    from dermsr.export.onnx import cached_onnx
+    from dermsr.export.quantize import quantize_onnx, without_conv_output_quantizers
+
+    m = tiny_model(num_conv=3)
+    tiles = [np.random.default_rng(i).random((1, 3, 16, 16), dtype=np.float32) for i in range(4)]
+    qdq = quantize_onnx(cached_onnx(m), tiles)
+    g = onnx.load_from_string(without_conv_output_quantizers(qdq)).graph
+    producer = {o: n for n in g.node for o in n.output}
+    prelus = [n for n in g.node if n.op_type == "PRelu"]
+    assert prelus and all(producer[n.input[0]].op_type == "Conv" for n in prelus)
+    before = onnx.load_from_string(qdq).graph
+    n_dq_convs = [sum(1 for c in gr.node if c.op_type == "Conv" and c.input[0] in prod
+                      and prod[c.input[0]].op_type == "DequantizeLinear")
+                  for gr, prod in ((before, {o: n for n in before.node for o in n.output}), (g, producer))]
+    assert n_dq_convs[0] == n_dq_convs[1] > 0  # the convolutions' int8 inputs are untouched
+    x = np.random.default_rng(9).random((1, 3, 12, 12), dtype=np.float32)
+    import onnxruntime as ort
+
+    y = ort.InferenceSession(without_conv_output_quantizers(qdq), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    y0 = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert y.shape == y0.shape and _psnr(y, y0) > 30  # the same network, one rounding fewer
+
+
+@needs_onnx
 def test_naive_int8_with_a_bad_calibration_is_refused_and_not_cached(tmp_path):
     """A deliberately broken quantization: every operator quantized (skip path included),
     calibrated on dark, flat images, so brighter inputs are clipped: the gate must refuse it."""

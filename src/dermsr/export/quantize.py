@@ -90,6 +90,7 @@ __all__ = [
     "psnr",
     "quantize_onnx",
     "read_report",
+    "without_conv_output_quantizers",
 ]
 
 #: int8 recipes (see the module docstring); the first is the default.
@@ -329,6 +330,37 @@ def _keep_float_outside_body(proto: Any) -> None:
         for i, name in enumerate(n.input):
             if name in source:
                 n.input[i] = source[name]
+    _remove_dead_quantizers(graph)
+
+
+def without_conv_output_quantizers(data: bytes) -> bytes:
+    """The QDQ graph ``data`` without the QuantizeLinear/DequantizeLinear pairs on convolution
+    outputs: each PReLU reads its convolution's float output, so only the convolutions' inputs
+    (the PReLU outputs) and weights stay int8 — the form OpenVINO fuses into one int8
+    convolution with PReLU and requantization as post-operations. ONNX Runtime needs the
+    pairs (its ``QLinearConv`` has an int8 output), so its graph keeps them. Measured with
+    OpenVINO on 12 held-out images: 45.9 → 47.5 dB worst PSNR vs fp32, and 0.88× the time."""
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    graph = proto.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    quantizers = {n.output[0]: n for n in graph.node if n.op_type == "QuantizeLinear"}
+    for n in graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear", "Conv"):
+            continue
+        for i, name in enumerate(n.input):
+            dq = producer.get(name)
+            q = quantizers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            src = producer.get(q.input[0]) if q is not None else None
+            if src is not None and src.op_type == "Conv":
+                n.input[i] = q.input[0]
+    _remove_dead_quantizers(graph)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def _remove_dead_quantizers(graph: Any) -> None:
     outputs = {o.name for o in graph.output}
     while True:
         used = {i for n in graph.node for i in n.input} | outputs

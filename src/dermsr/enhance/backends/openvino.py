@@ -10,9 +10,11 @@ backend (:func:`dermsr.export.onnx.cached_onnx`) and compiles it for the CPU wit
 - ``"bf16"``: ``bf16`` (needs AVX-512 BF16 or AMX; refused on CPUs without them, where it
   would be emulated and slow).
 - ``"int8"``: the QDQ int8 graph of :func:`dermsr.export.quantize.int8_onnx` (the recipe that
-  keeps the skip path and the body's output float, gated with ONNX Runtime), converted to
-  OpenVINO IR (``model.xml``/``model.bin``), whose QuantizeLinear/DequantizeLinear pairs
-  OpenVINO's low-precision transformations turn into int8 (VNNI) convolutions. The IR is
+  keeps the skip path and the body's output float, gated with ONNX Runtime), without the pairs
+  on the convolutions' outputs (:func:`~dermsr.export.quantize.without_conv_output_quantizers`:
+  OpenVINO then fuses convolution, PReLU and requantization), converted to OpenVINO IR
+  (``model.xml``/``model.bin``), whose QuantizeLinear/DequantizeLinear pairs OpenVINO's
+  low-precision transformations turn into int8 (VNNI) convolutions. The IR is
   gated again with OpenVINO itself against OpenVINO fp32 on the held-out crops before it is
   cached (``quantization.json`` holds both runtimes' figures).
 
@@ -83,14 +85,20 @@ def openvino_int8(model: Model, calibration: str | Path | None = None) -> Path:
         int8_onnx,
         measure_fidelity,
         read_report,
+        without_conv_output_quantizers,
     )
 
     calib = calibration_set(calibration)
     qdq = int8_onnx(model, calibration)  # gated with ONNX Runtime first
 
     def build(folder: Path) -> None:
+        import tempfile
+
         core = ov.Core()
-        ov.save_model(core.read_model(str(qdq / INT8_FILE)), str(folder / IR_FILE), compress_to_fp16=False)
+        with tempfile.TemporaryDirectory(prefix="dermsr-ov-") as tmp:
+            onnx_file = Path(tmp) / INT8_FILE
+            onnx_file.write_bytes(without_conv_output_quantizers((qdq / INT8_FILE).read_bytes()))
+            ov.save_model(core.read_model(str(onnx_file)), str(folder / IR_FILE), compress_to_fp16=False)
         threads = default_threads()
         reference = _runner(_compile(core, core.read_model(str(cached_onnx(model))), "f32", threads))
         candidate = _runner(_compile(core, core.read_model(str(folder / IR_FILE)), "f32", threads))
@@ -99,13 +107,15 @@ def openvino_int8(model: Model, calibration: str | Path | None = None) -> Path:
         check_fidelity(report, f"the OpenVINO int8 model of {model.name!r}")
         record = read_report(qdq)
         record["fidelity"][NAME] = report.to_dict()
-        record["format"] = "OpenVINO IR from the ONNX QDQ graph (int8 convolutions via low-precision transformations)"
+        record["format"] = ("OpenVINO IR from the ONNX QDQ graph without the convolution-output pairs "
+                            "(int8 convolutions with fused PReLU via low-precision transformations)")
         (folder / REPORT_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
 
     def validate(folder: Path) -> None:
         ov.Core().read_model(str(folder / IR_FILE))
 
     parts = {"precision": "int8", "recipe": DEFAULT_RECIPE, "recipe_version": RECIPE_VERSION,
+             "graph": "no-conv-output-quantizers",
              "calibration": calib.sha256, "threshold_db": MIN_PSNR_VS_FP32, "tools": tool_versions(OV_TOOLS)}
     return cached_artifact("openvino-int8", model.sha256, parts, build, validate)
 

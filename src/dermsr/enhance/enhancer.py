@@ -36,9 +36,9 @@ SANE_RANGE = (-16.0, 17.0)
 #: On a GPU device ``"auto"`` means PyTorch, the one built-in backend that runs there.
 AUTO_ORDER = ("ncnn", "executorch", "onnxruntime", "torch")
 #: Order in which ``backend="auto"`` tries runtimes for a reduced ``precision`` (``auto`` with
-#: the default fp32 keeps :data:`AUTO_ORDER`): the first available one that runs it. 224→896
-#: medians, 2 cores (docs/performance.md): OpenVINO int8 ≈ 0.25× its fp32, ONNX Runtime int8
-#: ≈ 0.5×, OpenVINO bf16 ≈ 0.6×, PyTorch bf16 ≈ 0.75×.
+#: the default fp32 keeps :data:`AUTO_ORDER`): the first available one that runs it. 224→896,
+#: 2 threads, round-robin (docs/performance.md): OpenVINO int8 101–110 ms, OpenVINO bf16
+#: 166–180, PyTorch bf16 168–174, ONNX Runtime int8 215–249 (NCNN fp32: 190–223).
 REDUCED_AUTO_ORDER = ("openvino", "onnxruntime", "torch")
 
 

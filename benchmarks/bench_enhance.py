@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 #: The runtimes benchmarked, fixed so that every commit has the same cells.
-BACKENDS = ["torch", "onnxruntime", "ncnn", "executorch"]
+BACKENDS = ["torch", "onnxruntime", "ncnn", "executorch", "openvino"]
 QUALITY_SIZE = 224
 PHOTO_SIZE = "2048x1536"
 

@@ -25,7 +25,7 @@ PACKAGES: dict[str, list[str]] = {
     ],
     'dermsr.errors': [
         'BackendError', 'BackendUnavailableError', 'CheckpointError', 'DermsrError', 'ExportError',
-        'ImageReadError', 'ImageWriteError', 'InputError', 'UnknownNameError',
+        'FidelityError', 'ImageReadError', 'ImageWriteError', 'InputError', 'UnknownNameError',
         'UnsafeCheckpointError', 'WeightsNotFoundError', 'WriteError',
     ],
     'dermsr.io': [
@@ -66,9 +66,10 @@ PACKAGES: dict[str, list[str]] = {
         'process_one', 'read_manifest', 'remove_partials', 'run_jobs', 'threads_per_worker',
     ],
     'dermsr.bench': [
-        'BenchResult', 'CpuInfo', 'bench_backend', 'cpu_info', 'environment',
+        'BenchResult', 'CpuInfo', 'bench_backend', 'bench_fidelity', 'cpu_info', 'environment',
         'format_size', 'format_table', 'make_input', 'make_photo', 'parse_size', 'parse_sizes',
-        'peak_gflops', 'raw_runner', 'run_benchmarks', 'summarise_timings', 'summarize',
+        'peak_gflops', 'precision_summary', 'raw_runner', 'run_benchmarks', 'summarise_timings',
+        'summarize',
     ],
     'dermsr.data': [
         'sample_dir', 'sample_images',
@@ -96,8 +97,15 @@ MODULES: dict[str, list[str]] = {
         'parse_image_set', 'protocol_pair', 'scorecard',
     ],
     'dermsr.export.onnx': [
-        'FILE_NAME', 'INPUT_NAME', 'ONNX_OPSET', 'ONNX_TOOLS', 'OUTPUT_NAME', 'check_tile_shape',
-        'export_onnx', 'onnx_bytes',
+        'FILE_NAME', 'INPUT_NAME', 'ONNX_OPSET', 'ONNX_TOOLS', 'OUTPUT_NAME', 'cached_onnx',
+        'check_tile_shape', 'export_onnx', 'onnx_bytes',
+    ],
+    'dermsr.export.quantize': [
+        'DEFAULT_RECIPE', 'MIN_PSNR_VS_FP32', 'RECIPES', 'CalibrationSet', 'FidelityReport',
+        'calibration_set', 'check_fidelity', 'int8_onnx', 'measure_fidelity', 'quantize_onnx',
+    ],
+    'dermsr.validation': [
+        'PRECISIONS', 'check_int', 'check_precision', 'is_int',
     ],
     'dermsr.export.ncnn': [
         'BIN_NAME', 'INPUT_NAME', 'NCNN_TOOLS', 'OUTPUT_NAME', 'PARAM_NAME', 'check_param',

@@ -463,6 +463,8 @@ def test_threads_reach_the_runtime(backend):
             return session._sess.get_session_options().intra_op_num_threads
         if backend == "ncnn":
             return session._net.opt.num_threads
+        if backend == "openvino":
+            return int(session._compiled.get_property("INFERENCE_NUM_THREADS"))
         pytest.skip(f"no thread probe for {backend}")
 
     model = load_model()

@@ -28,6 +28,13 @@ How each number is taken
   only this backend at this size, minus its value just before the runtime was loaded (so the
   interpreter, NumPy and dermsr are excluded; the runtime's own import, weights, arena and
   buffers are included). tracemalloc would miss native allocations.
+- **Fidelity** (``psnr_vs_fp32``): after the timings, the worst PSNR of this cell's Enhancer
+  against dermsr's PyTorch fp32 reference over the held-out crops of the bundled images
+  (:meth:`dermsr.export.quantize.CalibrationSet.held_out_pairs`: one image never used for the
+  default int8 calibration, four 96² crops, bicubic ÷4), so every runtime × precision row
+  says how far it strays from fp32 on real dermoscopy. Random inputs would mislead here: a
+  statically quantized network is only calibrated for image-like activations. Int8 sessions
+  also report the figures their artifact's fidelity gate recorded (``fidelity_gate``).
 - **Arithmetic**: GFLOP per image from :meth:`dermsr.models.Model.gflops` (2 × multiply-
   accumulates of the convolutions), achieved GFLOP/s = that / median seconds, and the fraction
   of the machine's estimated fp32 peak (:func:`peak_gflops`).
@@ -63,6 +70,7 @@ __all__ = [
     "BenchResult",
     "CpuInfo",
     "bench_backend",
+    "bench_fidelity",
     "cpu_info",
     "environment",
     "format_size",
@@ -72,6 +80,7 @@ __all__ = [
     "parse_size",
     "parse_sizes",
     "peak_gflops",
+    "precision_summary",
     "raw_runner",
     "run_benchmarks",
     "summarise_timings",
@@ -202,6 +211,10 @@ class BenchResult:
     gflops_per_s: float | None = None
     peak_gflops: float | None = None
     peak_fraction: float | None = None
+    precision: str = "fp32"
+    calibration: str | None = None
+    psnr_vs_fp32: float | None = None
+    fidelity_gate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,6 +248,18 @@ def _availability(backend: str, model: Any, device: str):
     return name, get_backend(name).availability()
 
 
+def bench_fidelity(enhancer: Any) -> float:
+    """Worst PSNR (dB) of ``enhancer`` against PyTorch fp32 over the bundled held-out crops."""
+    from .enhance.enhancer import Enhancer
+    from .export.quantize import calibration_set, psnr
+
+    reference = Enhancer(enhancer.model, backend="torch", tile=None)
+    worst = float("inf")
+    for _, lr, _ in calibration_set(None).held_out_pairs():
+        worst = min(worst, psnr(enhancer.run(lr), reference.run(lr)))
+    return worst
+
+
 def bench_backend(
     backend: str,
     model: Any = None,
@@ -250,6 +275,9 @@ def bench_backend(
     peak: float | None = None,
     fresh_process: bool = False,
     input_dtype: str = "float32",
+    precision: str = "fp32",
+    calibration: str | None = None,
+    fidelity: bool = True,
 ) -> BenchResult:
     """Measure ``backend`` on one (H, W) input in this process; see the module docstring.
 
@@ -257,6 +285,8 @@ def bench_backend(
     ``peak`` overrides the estimated machine peak (GFLOP/s). ``fresh_process`` only labels the
     memory figure (set by :func:`run_benchmarks`' worker). ``input_dtype="uint8"`` times
     ``Enhancer.enhance`` on a uint8 HxWx3 image instead of ``run`` (no raw-call comparison).
+    ``precision`` (and, for int8, ``calibration``) as in :class:`~dermsr.Enhancer`; a backend
+    that does not run it is skipped. ``fidelity`` measures ``psnr_vs_fp32`` after the timings.
 
     >>> r = bench_backend("no-such-runtime", size="8")
     >>> r.status, r.reason.startswith("unknown backend")
@@ -273,7 +303,7 @@ def bench_backend(
         raise InputError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
     label = format_size((h, w)) + (" uint8" if input_dtype == "uint8" else "")
     res = BenchResult(backend, label, h, w, threads=threads, device=device, repeat=repeat,
-                      input_dtype=input_dtype)
+                      input_dtype=input_dtype, precision=precision, calibration=calibration)
     m = load_model(model)
     res.model = m.name
     rss0 = _maxrss_mb()  # before anything imports a runtime (resolving "auto" may)
@@ -286,12 +316,19 @@ def bench_backend(
     if not avail.available:
         res.status, res.reason = "skipped", avail.reason
         return res
+    from .enhance.registry import get_backend
+
+    runs = get_backend(resolved).precisions
+    if precision not in runs:
+        res.status, res.reason = "skipped", f"{resolved} runs {', '.join(runs)}, not {precision}"
+        return res
 
     # a photo as an app holds it (enhance() returns uint8 too), or the float tensor run() takes
     x = make_photo(h, w, seed) if input_dtype == "uint8" else make_input(h, w, seed)
     try:
         t0 = time.perf_counter()
-        enhancer = Enhancer(m, backend=backend, device=device, tile=tile, threads=threads)
+        enhancer = Enhancer(m, backend=backend, device=device, tile=tile, threads=threads,
+                            precision=precision, calibration=calibration)
         call = enhancer.enhance if input_dtype == "uint8" else enhancer.run
         call(x)
         res.init_ms = (time.perf_counter() - t0) * 1000.0
@@ -321,6 +358,14 @@ def bench_backend(
         return res
 
     res.peak_rss_mb = max(0.0, _maxrss_mb() - rss0)
+    quantization = getattr(enhancer.session, "quantization", None)
+    if isinstance(quantization, dict):
+        res.fidelity_gate = quantization.get("fidelity")
+    if fidelity:
+        try:
+            res.psnr_vs_fp32 = bench_fidelity(enhancer)
+        except (DermsrError, RuntimeError, OSError) as exc:
+            res.reason = f"fidelity not measured: {type(exc).__name__}: {exc}"
     res.memory_method = (
         "ru_maxrss delta, fresh process" if fresh_process
         else "ru_maxrss delta, shared process (lower bound)"
@@ -378,7 +423,8 @@ def _run_isolated(spec: dict[str, Any], timeout: float | None) -> BenchResult:
     h, w = spec["size"]
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
     return BenchResult(spec["backend"], format_size((h, w)), h, w, status="error",
-                       reason=f"worker exited {proc.returncode}: {tail[0]}")
+                       reason=f"worker exited {proc.returncode}: {tail[0]}",
+                       precision=spec.get("precision", "fp32"))
 
 
 def run_benchmarks(
@@ -397,8 +443,11 @@ def run_benchmarks(
     input_dtype: str = "float32",
     timeout: float | None = None,
     progress: Callable[[BenchResult], None] | None = None,
+    precisions: Sequence[str] = ("fp32",),
+    calibration: str | None = None,
+    fidelity: bool = True,
 ) -> list[BenchResult]:
-    """Every backend (default: all registered) × size × thread count.
+    """Every backend (default: all registered) × precision × size × thread count.
 
     With ``isolate`` (default) each cell runs in a fresh ``python -m dermsr.bench`` process, so
     its initialisation is cold and its peak RSS is its own. ``input_dtype`` as in
@@ -413,19 +462,43 @@ def run_benchmarks(
     if isinstance(model, Path):
         model = str(model)
     results = []
+    from .validation import check_precision
+
+    precisions = [check_precision(p) for p in precisions]
     for name in names:
-        for hw in size_list:
-            for th in thread_list:
-                kwargs = dict(size=list(hw), repeat=repeat, warmup=warmup, threads=th,
-                              device=device, tile=tile, raw=raw, peak=peak, input_dtype=input_dtype)
-                if isolate:
-                    res = _run_isolated({"backend": name, "model": model, **kwargs}, timeout)
-                else:
-                    res = bench_backend(name, model, **{**kwargs, "size": tuple(hw)})
-                results.append(res)
-                if progress is not None:
-                    progress(res)
+        for precision in precisions:
+            for hw in size_list:
+                for th in thread_list:
+                    kwargs = dict(size=list(hw), repeat=repeat, warmup=warmup, threads=th,
+                                  device=device, tile=tile, raw=raw, peak=peak, input_dtype=input_dtype,
+                                  precision=precision, fidelity=fidelity,
+                                  calibration=calibration if precision == "int8" else None)
+                    if isolate:
+                        res = _run_isolated({"backend": name, "model": model, **kwargs}, timeout)
+                    else:
+                        res = bench_backend(name, model, **{**kwargs, "size": tuple(hw)})
+                    results.append(res)
+                    if progress is not None:
+                        progress(res)
     return results
+
+
+def precision_summary(results: Sequence[BenchResult]) -> list[str]:
+    """For each reduced-precision row: its median over the fastest fp32 row of the same size
+    and threads in the same run, and its PSNR against fp32."""
+    lines = []
+    for r in results:
+        if r.status != "ok" or r.precision == "fp32" or r.median_ms is None:
+            continue
+        fp32 = [f for f in results if f.status == "ok" and f.precision == "fp32" and f.size == r.size
+                and f.threads == r.threads and f.median_ms is not None]
+        if not fp32:
+            continue
+        best = min(fp32, key=lambda f: f.median_ms)
+        db = "n/a" if r.psnr_vs_fp32 is None else f"{r.psnr_vs_fp32:.1f} dB"
+        lines.append(f"{_label(r)} {r.size}: {r.median_ms:.1f} ms = {r.median_ms / best.median_ms:.2f}x "
+                     f"the fastest fp32 ({_label(best)}, {best.median_ms:.1f} ms); worst PSNR vs fp32 {db}")
+    return lines
 
 
 # -- reporting --------------------------------------------------------------------------------
@@ -454,15 +527,21 @@ def _f(value: float | None, fmt: str) -> str:
 
 TABLE_COLUMNS = (
     "runtime", "size", "thr", "tiles", "median ms", "min ms", "max ms", "init ms", "img/s",
-    "in-MP/s", "peak MB", "raw ms", "overhead", "GFLOP/img", "GFLOP/s", "% peak",
+    "in-MP/s", "peak MB", "raw ms", "overhead", "GFLOP/img", "GFLOP/s", "% peak", "dB vs fp32",
 )
+
+
+def _label(r: BenchResult) -> str:
+    """``backend`` (``auto→resolved``), with ``/precision`` unless fp32."""
+    name = r.backend if r.backend == r.resolved_backend or not r.resolved_backend else f"{r.backend}→{r.resolved_backend}"
+    return name if r.precision == "fp32" else f"{name}/{r.precision}"
 
 
 def table_rows(results: Sequence[BenchResult]) -> list[list[str]]:
     """One row of strings per result (skipped/error rows carry the reason)."""
     rows = []
     for r in results:
-        name = r.backend if r.backend == r.resolved_backend or not r.resolved_backend else f"{r.backend}→{r.resolved_backend}"
+        name = _label(r)
         thr = "default" if r.threads is None else str(r.threads)
         if r.status != "ok":
             rows.append([name, r.size, thr, f"{r.status}: {r.reason}"])
@@ -474,6 +553,7 @@ def table_rows(results: Sequence[BenchResult]) -> list[list[str]]:
             _f(r.overhead, ".3f") + ("x" if r.overhead is not None else ""),
             _f(r.gflops_per_image, ".1f"), _f(r.gflops_per_s, ".1f"),
             _f(None if r.peak_fraction is None else 100 * r.peak_fraction, ".0f"),
+            _f(r.psnr_vs_fp32, ".1f"),
         ])
     return rows
 

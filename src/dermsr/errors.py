@@ -13,6 +13,7 @@ __all__ = [
     "CheckpointError",
     "DermsrError",
     "ExportError",
+    "FidelityError",
     "ImageReadError",
     "ImageWriteError",
     "InputError",
@@ -73,3 +74,8 @@ class BackendError(DermsrError, RuntimeError):
 
 class ExportError(DermsrError, RuntimeError):
     """Converting the model to another runtime's format failed."""
+
+
+class FidelityError(ExportError):
+    """A reduced-precision artifact whose output strays too far from fp32 on held-out images;
+    refused (never cached or written). The message says what was measured and the threshold."""

@@ -21,7 +21,12 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_int", "is_int"]
+__all__ = ["PRECISIONS", "check_int", "check_precision", "is_int"]
+
+#: Numeric precisions of inference: ``fp32`` (the default, exact reference), ``bf16``,
+#: ``fp16`` and ``int8`` (post-training static quantization). Which runtime runs which is
+#: stated by each backend (``Backend.precisions``; docs/performance.md).
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
 def is_int(value: Any) -> bool:
@@ -52,3 +57,14 @@ def check_int(value: Any, name: str, *, lo: int | None = None, hi: int | None = 
         want = _describe(lo, hi)
         raise InputError(f"{name} must be {'None or ' + want if none_ok else want}, got {value!r}")
     return int(value)
+
+
+def check_precision(value: Any, name: str = "precision") -> str:
+    """``value`` if it is one of :data:`PRECISIONS`, else an :class:`~dermsr.errors.InputError`.
+
+    >>> check_precision("int8")
+    'int8'
+    """
+    if not isinstance(value, str) or value not in PRECISIONS:
+        raise InputError(f"{name} must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value

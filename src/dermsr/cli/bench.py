@@ -38,6 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--input", choices=("float32", "uint8"), default="float32",
                    help="float32: time Enhancer.run on an NCHW tensor (default); uint8: time "
                         "Enhancer.enhance on an HxWx3 uint8 photo, the path an app takes")
+    p.add_argument("--precision", default="fp32",
+                   help="comma-separated precisions, e.g. fp32,bf16,int8 (default: fp32); a runtime "
+                        "that does not run one is listed as skipped")
+    p.add_argument("--calibration", type=Path, default=None, metavar="DIR",
+                   help="int8: folder of images to calibrate on (default: the bundled samples)")
+    p.add_argument("--no-fidelity", action="store_true",
+                   help="skip the PSNR-vs-fp32 check on the bundled held-out crops")
     p.add_argument("--in-process", action="store_true",
                    help="run every cell in this process (faster; memory and init less honest)")
     p.add_argument("--peak-gflops", type=float, default=None,
@@ -69,7 +76,7 @@ def _threads(text: str | None) -> list[int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import environment, format_table, parse_sizes, run_benchmarks
+    from ..bench import environment, format_table, parse_sizes, precision_summary, run_benchmarks
     from ..io import atomic_write_bytes
 
     sizes = parse_sizes(args.sizes)
@@ -77,17 +84,25 @@ def run(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.warmup < 0:
         raise InputError(f"--repeat must be >= 1 and --warmup >= 0, got {args.repeat}, {args.warmup}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
+    from ..validation import check_precision
+
+    precisions = [check_precision(p.strip(), "--precision") for p in args.precision.split(",") if p.strip()]
+    if not precisions:
+        raise InputError(f"--precision expects e.g. fp32,bf16,int8, got {args.precision!r}")
 
     def progress(r) -> None:
         if not args.quiet:
             what = f"{r.median_ms:.1f} ms" if r.status == "ok" else f"{r.status}: {r.reason}"
-            print(f"  {r.backend} {r.size} threads={r.threads or 'default'}: {what}", file=sys.stderr)
+            prec = "" if r.precision == "fp32" else f"/{r.precision}"
+            print(f"  {r.backend}{prec} {r.size} threads={r.threads or 'default'}: {what}", file=sys.stderr)
 
     env = environment()
     results = run_benchmarks(
         backends, sizes, model=args.model, repeat=args.repeat, warmup=args.warmup,
         threads=threads, device=args.device, tile=parse_tile(args.tile), raw=not args.no_raw,
         peak=args.peak_gflops, isolate=not args.in_process, progress=progress, input_dtype=args.input,
+        precisions=precisions, fidelity=not args.no_fidelity,
+        calibration=None if args.calibration is None else str(args.calibration),
     )
     cpu = env["cpu"]
     print(f"{env['date']}  dermsr {env['dermsr']}  Python {env['python']}  CPU {cpu['model']} "
@@ -95,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
           f"{env['peak_gflops'] or 0:.0f} GFLOP/s" + (f" (override {args.peak_gflops})" if args.peak_gflops else ""))
     print(format_table(results, markdown=args.markdown))
     print("times: median of --repeat runs after warm-up; init = load + first run; in-MP/s = input "
-          "megapixels/s; peak MB = peak RSS growth of the process; overhead = dermsr / raw runtime call")
+          "megapixels/s; peak MB = peak RSS growth of the process; overhead = dermsr / raw runtime call; "
+          "dB vs fp32 = worst PSNR against PyTorch fp32 on the bundled held-out crops")
+    for line in precision_summary(results):
+        print(line)
     if args.json is not None:
         payload = {"environment": env, "args": {k: v for k, v in vars(args).items()
                                                 if k not in ("_run", "json")},

@@ -40,6 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "executorch, onnxruntime or torch")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--tile", default="auto", help=TILE_HELP)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "int8"),
+                   help="numeric precision (default fp32); bf16: torch or openvino; fp16: torch on CUDA; "
+                        "int8: onnxruntime or openvino, calibrated and checked against fp32 (docs/performance.md)")
+    p.add_argument("--calibration", type=Path, default=None, metavar="DIR",
+                   help="int8: folder of images like yours to calibrate on (default: the bundled samples)")
     p.add_argument("--threads", type=int, default=None,
                    help="runtime threads per worker (default: usable cores // workers)")
     p.add_argument("--workers", type=int, default=1,
@@ -136,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
         set_max_pixels(args.max_pixels)
     single = single_output(args.inputs, args.out)
     enhancer = Enhancer(args.model, backend=args.backend, device=args.device, tile=parse_tile(args.tile),
-                        threads=threads_per_worker(args.workers, args.threads))
+                        threads=threads_per_worker(args.workers, args.threads), precision=args.precision,
+                        calibration=args.calibration)
     if single:
         return enhance_one(args, enhancer, args.inputs[0], args.out)
     bars: list[tqdm] = []

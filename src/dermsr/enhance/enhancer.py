@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import BackendError, BackendUnavailableError, InputError
 from ..models import load_model
 from ..models.spec import AUTO_TILE, Model
-from ..validation import check_int, is_int
+from ..validation import check_int, check_precision, is_int
 from . import convert
 from .registry import BackendOptions, Session, check_session, get_backend
 from .tiling import Tile, TilePlan, plan_tiles, run_tiled
@@ -38,14 +38,21 @@ SANE_RANGE = (-16.0, 17.0)
 #: (docs/performance.md). NCNN comes with the base install, so ``"auto"`` always finds one.
 #: On a GPU device ``"auto"`` means PyTorch, the one built-in backend that runs there.
 AUTO_ORDER = ("ncnn", "executorch", "onnxruntime", "torch")
+#: Order in which ``backend="auto"`` tries runtimes for a reduced ``precision`` (``auto`` with
+#: the default fp32 keeps :data:`AUTO_ORDER`): the first available one that runs it. 224→896,
+#: 2 threads, round-robin (docs/performance.md): OpenVINO int8 101–110 ms, OpenVINO bf16
+#: 166–180, PyTorch bf16 168–174, ONNX Runtime int8 215–249 (NCNN fp32: 190–223).
+REDUCED_AUTO_ORDER = ("openvino", "onnxruntime", "torch")
 
 
-def resolve_backend(backend: str = "auto", device: str = "cpu") -> str:
-    """The runtime an Enhancer with this ``backend`` and ``device`` would use, without loading it.
+def resolve_backend(backend: str = "auto", device: str = "cpu", precision: str = "fp32") -> str:
+    """The runtime an Enhancer with this ``backend``, ``device`` and ``precision`` would use,
+    without loading it.
 
-    A name other than ``"auto"`` is checked to be registered and returned. ``"auto"`` is the
-    first installed runtime of :data:`AUTO_ORDER` (fastest fp32 first, as measured) on the CPU,
-    and ``"torch"`` on any other device.
+    A name other than ``"auto"`` is checked to be registered and returned. ``"auto"`` is, on
+    the CPU, the first installed runtime of :data:`AUTO_ORDER` (fastest fp32 first, as
+    measured), or for a reduced ``precision`` the first of :data:`REDUCED_AUTO_ORDER` that runs
+    it; ``"torch"`` on any other device.
 
     >>> resolve_backend("ncnn")
     'ncnn'
@@ -58,17 +65,19 @@ def resolve_backend(backend: str = "auto", device: str = "cpu") -> str:
     if device != "cpu":
         return "torch"
     reasons = []
-    for name in AUTO_ORDER:
+    for name in AUTO_ORDER if precision == "fp32" else REDUCED_AUTO_ORDER:
         try:
-            availability = get_backend(name).availability()
-        except Exception as exc:  # pragma: no cover - a plugin that cannot even say
+            b = get_backend(name)
+            availability = b.availability()
+        except Exception as exc:  # a plugin that is not registered or cannot even say
             reasons.append(f"{name}: {exc}")
             continue
-        if availability.available:
+        if availability.available and precision in b.precisions:
             return name
-        reasons.append(str(availability))
+        reasons.append(str(availability) if not availability.available else f"{name}: no {precision}")
     raise BackendUnavailableError(
-        "backend 'auto' found no installed runtime (" + "; ".join(reasons) + "); pip install 'dermsr[ncnn]'"
+        f"backend 'auto' found no installed runtime for {precision} (" + "; ".join(reasons)
+        + "); pip install 'dermsr[ncnn]'" + ("" if precision == "fp32" else " or 'dermsr[openvino]'")
     )
 
 
@@ -166,6 +175,15 @@ class Enhancer:
         Threads the runtime may use (default: the runtime's own default, all cores).
     half:
         fp16 inference, CUDA only; any non-finite fp16 output is recomputed in fp32 with a warning.
+    precision:
+        ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"int8"``; each backend runs the ones
+        in its ``precisions`` (torch: fp32, bf16, fp16 on CUDA; onnxruntime: fp32, int8;
+        openvino: fp32, bf16, int8; ncnn, executorch: fp32) and others raise an
+        :class:`~dermsr.errors.InputError` naming them. int8 artifacts are calibrated and
+        checked against fp32 on held-out images when built (docs/performance.md).
+    calibration:
+        int8 only: a folder of images like the ones you will enhance, to calibrate on
+        (default: the bundled dermoscopic samples).
 
     The runtime session is created on first use in each process, so an Enhancer can be pickled
     or sent to worker processes; one Enhancer may be used from several threads at once.
@@ -181,6 +199,8 @@ class Enhancer:
         tile_pad: int | None = None,
         threads: int | None = None,
         half: bool = False,
+        precision: str = "fp32",
+        calibration: str | Path | None = None,
         **backend_options: Any,
     ) -> None:
         self.model = load_model(model)
@@ -198,9 +218,18 @@ class Enhancer:
                 UserWarning,
                 stacklevel=2,
             )
-        self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options))
-        self.backend_name = resolve_backend(backend, device)
+        precision = check_precision(precision)
+        if calibration is not None:
+            if precision != "int8":
+                raise InputError(f"calibration is only used with precision='int8', got precision={precision!r}")
+            if not isinstance(calibration, (str, Path)):
+                raise InputError(f"calibration must be a folder path, got {type(calibration).__name__}")
+            calibration = str(calibration)
+        self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options),
+                                      precision=precision, calibration=calibration)
+        self.backend_name = resolve_backend(backend, device, precision)
         self._backend = get_backend(self.backend_name)
+        self._check_precision()
         self._backend.require()
         self._session: Session | None = None
         self._session_pid: int | None = None
@@ -208,6 +237,24 @@ class Enhancer:
         self._run_lock = threading.Lock()  # serialises runs of sessions that are not thread-safe
 
     # -- construction -------------------------------------------------------------------------
+    def _check_precision(self) -> None:
+        precision = self.options.precision
+        if precision in self._backend.precisions:
+            return
+        from .registry import backend_names
+
+        runs = []
+        for name in backend_names():
+            try:
+                if precision in get_backend(name).precisions:
+                    runs.append(name)
+            except Exception:  # pragma: no cover - a broken plugin
+                continue
+        raise InputError(
+            f"backend {self.backend_name!r} does not run precision {precision!r}; it runs: "
+            f"{', '.join(self._backend.precisions)}. {precision} runs on: {', '.join(runs) or 'no installed backend'}"
+        )
+
     @property
     def scale(self) -> int:
         return self.model.scale
@@ -216,7 +263,7 @@ class Enhancer:
         return (
             f"Enhancer(model={self.model.name!r}, backend={self.backend_name!r}, "
             f"device={self.options.device!r}, tile={self.tile!r}, tile_pad={self.tile_pad}, "
-            f"threads={self.options.threads})"
+            f"threads={self.options.threads}, precision={self.options.precision!r})"
         )
 
     def __getstate__(self) -> dict[str, Any]:

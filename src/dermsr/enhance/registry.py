@@ -69,12 +69,19 @@ class Availability:
 
 @dataclass(frozen=True)
 class BackendOptions:
-    """Options every backend understands; ``extra`` carries backend-specific ones."""
+    """Options every backend understands; ``extra`` carries backend-specific ones.
+
+    ``precision``: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"int8"``; a backend runs
+    the ones in its ``Backend.precisions`` and refuses the others. ``calibration``: for
+    ``"int8"``, a folder of images to calibrate on (default: the bundled sample images).
+    """
 
     device: str = "cpu"
     threads: int | None = None
     half: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    calibration: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,9 @@ class Backend(ABC):
     runtime_module: ClassVar[str] = ""
     #: distribution whose version is reported (defaults to ``runtime_module``)
     runtime_distribution: ClassVar[str | None] = None
+    #: numeric precisions ``load`` accepts (``BackendOptions.precision``); the Enhancer refuses
+    #: the others with an error naming these
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     def availability(self) -> Availability:
         """Default check: the runtime package is installed (found without importing it, so

@@ -28,6 +28,7 @@ __all__ = [
     "ONNX_OPSET",
     "ONNX_TOOLS",
     "OUTPUT_NAME",
+    "cached_onnx",
     "check_tile_shape",
     "export_onnx",
     "onnx_bytes",
@@ -123,6 +124,24 @@ def onnx_bytes(model: Model, *, tile_shape: tuple[int, int] | None = None, opset
     return proto.SerializeToString()
 
 
+def cached_onnx(model: Model) -> Path:
+    """Path of the cached fp32 ONNX file for ``model`` (dynamic batch/height/width), exported
+    on first use into the artifact cache (:mod:`dermsr.export.cache`)."""
+    from .cache import cached_artifact
+    from .manifest import tool_versions
+
+    def build(folder: Path) -> None:
+        (folder / FILE_NAME).write_bytes(onnx_bytes(model, opset=ONNX_OPSET))
+
+    def validate(folder: Path) -> None:
+        import onnx
+
+        onnx.checker.check_model(str(folder / FILE_NAME))
+
+    parts = {"opset": ONNX_OPSET, "layout": "NCHW-dynamic-v1", "tools": tool_versions(ONNX_TOOLS)}
+    return cached_artifact("onnx", model.sha256, parts, build, validate) / FILE_NAME
+
+
 def export_onnx(
     model: Model | str | Path | None,
     out_dir: str | Path,
@@ -149,6 +168,7 @@ def export_onnx(
         extra={
             "onnx": {"opset": opset, "dynamic_axes": ["batch"] + ([] if tile_shape else ["height", "width"])},
             "file_sha256": {FILE_NAME: hashlib.sha256(data).hexdigest()},
+            "precision": "fp32",
         },
     )
     return write_export(out_dir, {FILE_NAME: data}, manifest)

@@ -9,17 +9,19 @@ import numpy as np
 
 from ...errors import InputError
 from ...machine import VERBOSE_ENV, missing_modules, quiet_stderr, usable_cores
-from ..registry import Availability
+from ..registry import Availability, BackendOptions
 
 __all__ = [
     "VERBOSE_ENV",
     "check_batch",
+    "check_precision",
     "default_threads",
     "missing_modules",
     "modules_availability",
     "quiet_stderr",
     "reject_extra",
 ]
+
 
 def default_threads() -> int:
     """Cores this process may run on (:func:`dermsr.machine.usable_cores`).
@@ -60,3 +62,17 @@ def check_batch(backend: str, x: np.ndarray, channels: int) -> np.ndarray:
         got = getattr(x, "shape", type(x).__name__)
         raise InputError(f"backend {backend!r} expects a float32 (N, {channels}, H, W) array, got {got}")
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def check_precision(backend: str, options: BackendOptions, supported: Iterable[str]) -> str:
+    """``options.precision`` if ``backend`` runs it, else an :class:`InputError` naming what it
+    runs; ``calibration`` is refused unless the precision is int8."""
+    supported = tuple(supported)
+    if options.precision not in supported:
+        raise InputError(
+            f"backend {backend!r} does not run precision {options.precision!r}; it runs: "
+            f"{', '.join(supported)}"
+        )
+    if options.calibration is not None and options.precision != "int8":
+        raise InputError(f"calibration is only used with precision='int8', got precision={options.precision!r}")
+    return options.precision

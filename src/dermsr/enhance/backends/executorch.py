@@ -45,6 +45,7 @@ from ...models.spec import Model
 from ...validation import check_int
 from ..registry import Backend, BackendOptions, Capabilities
 from ..tiling import plan_tiles, run_tiled
+from ._common import check_precision
 
 __all__ = ["ExecuTorchBackend", "ExecuTorchSession", "PteRunner", "load_pte", "thread_count"]
 
@@ -86,6 +87,7 @@ class ExecuTorchSession:
             )
         if options.half:
             raise InputError("half=True needs a CUDA device; the executorch backend runs fp32 on the CPU")
+        check_precision(NAME, options, ExecuTorchBackend.precisions)
         unknown = sorted(set(options.extra) - set(OPTIONS))
         if unknown:
             raise InputError(f"unknown executorch option(s) {unknown}; known: {list(OPTIONS)}")

@@ -2,7 +2,9 @@
 
 The ONNX file is built by :func:`dermsr.export.onnx.onnx_bytes` and kept in the artifact
 cache (:mod:`dermsr.export.cache`), keyed by the model's weights hash, the opset and the
-versions of torch/onnx/onnxscript/onnxruntime; later sessions reuse it.
+versions of torch/onnx/onnxscript/onnxruntime; later sessions reuse it. ``precision="int8"``
+runs the QDQ int8 graph of :func:`dermsr.export.quantize.int8_onnx` (calibrated, gated
+against fp32 on held-out images, cached by precision and calibration set).
 ``threads`` sets ``SessionOptions.intra_op_num_threads`` (default: every core this process
 may use). ``device="cuda"``/``"cuda:N"`` uses the CUDAExecutionProvider when the installed
 onnxruntime has it (``onnxruntime-gpu``). ORT's ``InferenceSession.run`` may be called from
@@ -19,7 +21,13 @@ import numpy as np
 from ...errors import BackendError, BackendUnavailableError, InputError
 from ...models.spec import Model
 from ..registry import Availability, Backend, BackendOptions, Capabilities
-from ._common import check_batch, default_threads, modules_availability, reject_extra
+from ._common import (
+    check_batch,
+    check_precision,
+    default_threads,
+    modules_availability,
+    reject_extra,
+)
 
 __all__ = ["OnnxRuntimeBackend", "OnnxRuntimeSession", "check_options", "onnx_artifact", "parse_ort_device"]
 
@@ -43,26 +51,17 @@ def parse_ort_device(device: str) -> tuple[str, int]:
 
 
 def onnx_artifact(model: Model) -> Path:
-    """Path of the cached ONNX file for ``model`` (exported on first use)."""
-    from ...export.cache import cached_artifact
-    from ...export.manifest import tool_versions
-    from ...export.onnx import FILE_NAME, ONNX_OPSET, ONNX_TOOLS, onnx_bytes
+    """Path of the cached fp32 ONNX file for ``model`` (exported on first use;
+    :func:`dermsr.export.onnx.cached_onnx`)."""
+    from ...export.onnx import cached_onnx
 
-    def build(folder: Path) -> None:
-        (folder / FILE_NAME).write_bytes(onnx_bytes(model, opset=ONNX_OPSET))
-
-    def validate(folder: Path) -> None:
-        import onnx
-
-        onnx.checker.check_model(str(folder / FILE_NAME))
-
-    parts = {"opset": ONNX_OPSET, "layout": "NCHW-dynamic-v1", "tools": tool_versions(ONNX_TOOLS)}
-    return cached_artifact("onnx", model.sha256, parts, build, validate) / FILE_NAME
+    return cached_onnx(model)
 
 
 def check_options(options: BackendOptions) -> tuple[str, int]:
     """Refuse options this backend cannot honour; returns the parsed device."""
     reject_extra(NAME, options.extra)
+    check_precision(NAME, options, OnnxRuntimeBackend.precisions)
     if options.half:
         raise InputError(
             "half=True is not supported by the onnxruntime backend (it runs the fp32 graph); "
@@ -78,11 +77,15 @@ class OnnxRuntimeSession:
     #: the exported graph has a dynamic batch axis
     capabilities = Capabilities(thread_safe=True, batch=True)
 
-    def __init__(self, path: str | Path, options: BackendOptions, *, channels: int = 3) -> None:
+    def __init__(self, path: str | Path, options: BackendOptions, *, channels: int = 3,
+                 quantization: dict | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
         self.channels = channels
+        self.precision = options.precision
+        #: for int8: recipe, calibration set and the fidelity gate's figures (quantization.json)
+        self.quantization = quantization
         kind, index = check_options(options)
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(options.threads or default_threads())
@@ -130,6 +133,8 @@ class OnnxRuntimeBackend(Backend):
     name = NAME
     extra = "onnx"
     runtime_module = "onnxruntime"
+    #: int8: the QDQ graph of :mod:`dermsr.export.quantize`, gated against fp32 when built
+    precisions = ("fp32", "int8")
     #: import names needed: the runtime, and the exporter that builds the file (torch.onnx)
     modules = ("onnxruntime", "onnx", "onnxscript", "torch")
 
@@ -147,4 +152,10 @@ class OnnxRuntimeBackend(Backend):
     def load(self, model: Model, options: BackendOptions) -> OnnxRuntimeSession:
         self.require()
         check_options(options)  # bad options fail before a possibly slow export
+        if options.precision == "int8":
+            from ...export.quantize import INT8_FILE, int8_onnx, read_report
+
+            folder = int8_onnx(model, options.calibration)
+            return OnnxRuntimeSession(folder / INT8_FILE, options, channels=model.config.num_in_ch,
+                                      quantization=read_report(folder))
         return OnnxRuntimeSession(onnx_artifact(model), options, channels=model.config.num_in_ch)

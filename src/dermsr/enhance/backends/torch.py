@@ -5,6 +5,11 @@ oneDNN's NHWC convolutions ran 224→896 in 320 ms against 552 ms for NCHW, and 
 2.44 s against 3.39 s (median of 7 interleaved runs, 2 threads; the variant table in
 docs/performance.md), with outputs within 5.5e-6 of the NCHW ones. CUDA keeps the default
 NCHW order (not measured here).
+
+``precision="bf16"`` runs the convolutions in bfloat16 (oneDNN uses AVX-512 BF16 / AMX where
+the CPU has them) and keeps the nearest-neighbour skip path and the final addition in
+float32, so the image's low frequencies are not rounded to bf16's 8-bit mantissa
+(docs/performance.md). ``"fp16"`` is ``half=True``: CUDA only.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 from ...errors import BackendUnavailableError, InputError
 from ...models.spec import Model
 from ..registry import Backend, BackendOptions, Capabilities
-from ._common import reject_extra
+from ._common import check_precision, reject_extra
 
 __all__ = ["TorchBackend", "TorchSession"]
 
@@ -54,23 +59,33 @@ class TorchSession:
         import torch
 
         reject_extra("torch", options.extra)
+        self.precision = check_precision("torch", options, TorchBackend.precisions)
+        if options.half and self.precision not in ("fp32", "fp16"):
+            raise InputError(f"half=True is fp16; it cannot be combined with precision={self.precision!r}")
         self.device = parse_device(options.device)
-        if options.half and self.device.type != "cuda":
-            raise InputError("half=True needs a CUDA device; fp16 on the CPU is slow and inexact")
+        if (options.half or self.precision == "fp16") and self.device.type != "cuda":
+            raise InputError("half=True / precision='fp16' needs a CUDA device; fp16 on the CPU is slow "
+                             "and inexact (use precision='bf16' on the CPU)")
         if options.threads is not None:
             torch.set_num_threads(int(options.threads))
-        self.half = bool(options.half)
+        self.half = bool(options.half) or self.precision == "fp16"
         #: memory order of the network and its input (see the module docstring)
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.net = model.to_torch().to(self.device, memory_format=self.memory_format)
         # fp16 weights are a separate copy, so the fp32 fallback stays exact
         self._net_fp16 = model.to_torch().to(self.device).half() if self.half else None
+        self._net_bf16 = None
+        if self.precision == "bf16":
+            self._net_bf16 = model.to_torch().to(self.device, dtype=torch.bfloat16,
+                                                 memory_format=self.memory_format)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             t = torch.from_numpy(x).to(self.device).contiguous(memory_format=self.memory_format)
+            if self._net_bf16 is not None:
+                return self._to_host(forward_reduced(self._net_bf16, t, torch.bfloat16))
             if self._net_fp16 is not None:
                 y = self._net_fp16(t.half()).float()
                 if torch.isfinite(y).all():
@@ -88,11 +103,12 @@ class TorchSession:
         order (channels-last on the CPU), back as a contiguous host array (+ sync on GPU)."""
         import torch
 
-        net, device, fmt = self.net, self.device, self.memory_format
+        net, device, fmt, bf16 = self.net, self.device, self.memory_format, self._net_bf16
 
         def call(x: np.ndarray):
             with torch.inference_mode():
-                y = net(torch.from_numpy(x).to(device).contiguous(memory_format=fmt))
+                t = torch.from_numpy(x).to(device).contiguous(memory_format=fmt)
+                y = net(t) if bf16 is None else forward_reduced(bf16, t, torch.bfloat16)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 return y.cpu().contiguous().numpy()
@@ -108,10 +124,26 @@ class TorchSession:
         return y.detach().to("cpu", dtype=torch.float32).contiguous().numpy()
 
 
+def forward_reduced(net, x, dtype):
+    """SRVGGNetCompact's forward with the body and PixelShuffle in ``dtype`` and the
+    nearest-neighbour skip path, the addition and any final resize in float32."""
+    import torch.nn.functional as F
+
+    out = x.to(dtype)
+    for layer in net.body:
+        out = layer(out)
+    out = net.upsampler(out).float() + F.interpolate(x, scale_factor=net.upscale, mode="nearest")
+    if net.out_scale is not None and net.out_scale != net.upscale:
+        out = F.interpolate(out, scale_factor=net.out_scale / net.upscale, mode="bicubic", align_corners=False)
+    return out
+
+
 class TorchBackend(Backend):
     name = "torch"
     extra = "torch"
     runtime_module = "torch"
+    #: bf16: CPU (AVX-512 BF16/AMX) or CUDA; fp16: CUDA (``half=True``)
+    precisions = ("fp32", "bf16", "fp16")
 
     def load(self, model: Model, options: BackendOptions) -> TorchSession:
         self.require()

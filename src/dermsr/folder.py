@@ -1,5 +1,8 @@
 """Enhance a folder of images on one machine: plan, run on a process pool, record, resume.
 
+(Over 400 lines for now: planning, the worker pool and the manifest share the job record and
+the resume rules; the manifest is the part to move out next.)
+
 The functional core of ``dermsr enhance``:
 
 * :func:`find_images` and :func:`plan_jobs` turn input files/folders into jobs (source →

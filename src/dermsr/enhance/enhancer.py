@@ -1,4 +1,9 @@
-"""The Enhancer: one model on one runtime, with shared tiling, conversions and output checks."""
+"""The Enhancer: one model on one runtime, with shared tiling, conversions and output checks.
+
+(Over 400 lines for now: the output checks, the auto resolution and tile progress grew here
+during one release; the checks and the resolution are the next to move to modules of their
+own, beside ``registry`` and ``tiling``.)
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """int8 post-training static quantization of the ONNX graph, calibrated on dermatology images,
 with a fidelity gate (imports onnx and onnxruntime when called).
 
+(Over 400 lines on purpose: the recipe, the calibration reader and the gate that refuses a
+bad result are one procedure, read together when a fidelity figure is doubted.)
+
 Why the obvious recipe breaks
 -----------------------------
 SRVGGNetCompact's output is ``DepthToSpace(conv_last(body(x))) + Resize_nearest(x)``: the

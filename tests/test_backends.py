@@ -135,10 +135,11 @@ def test_regression_saturated_noise_is_not_corruption(enhancers, backend):
     import torch
 
     image = make_image("saturated", 16, 16, 7)
+    model = "realesr-animevideov3-x4"  # the model it was found on (the default then)
     with torch.inference_mode():
-        raw = load_model().to_torch()(torch.from_numpy(image.transpose(2, 0, 1)[None].copy())).numpy()
+        raw = load_model(model).to_torch()(torch.from_numpy(image.transpose(2, 0, 1)[None].copy())).numpy()
     assert raw.min() < -1.0 and raw.max() > 2.0  # the overshoot is the model's own
-    got = enhancers[backend].enhance(image)
+    got = Enhancer(model, backend=backend, threads=1).enhance(image)
     np.testing.assert_allclose(got, np.clip(raw[0].transpose(1, 2, 0), 0, 1), atol=tolerance(backend)[0])
 
 
@@ -468,7 +469,9 @@ def test_threads_reach_the_runtime(backend):
         pytest.skip(f"no thread probe for {backend}")
 
     model = load_model()
-    assert runtime_threads(get_backend(backend).load(model, BackendOptions(threads=3))) == 3
+    # 1 differs from the default on any machine with 2+ cores (OpenVINO caps a request above
+    # the machine's cores: threads=3 read back as 2 on this 2-core machine)
+    assert runtime_threads(get_backend(backend).load(model, BackendOptions(threads=1))) == 1
     assert runtime_threads(get_backend(backend).load(model, BackendOptions())) == default_threads()
 
 
@@ -598,8 +601,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for fmt, args in (("onnx", []), ("ncnn", []), ("onnx-tile", ["--tile", "24", "20"])):
         folder = tmp_path_factory.mktemp(fmt)
-        code = main(["export", "--format", fmt.split("-")[0], "--model", "realesr-animevideov3-x4",
-                     "--out", str(folder), *args])
+        code = main(["export", "--format", fmt.split("-")[0], "--out", str(folder), *args])  # the default model
         assert code == 0
         out[fmt] = folder
     return out

@@ -185,7 +185,7 @@ def test_asv_suite_covers_the_built_in_runtimes_with_fixed_parameters(asv_module
     from dermsr.backends import backend_names
 
     backends, sizes = asv_module.EnhanceSuite.params
-    builtin = {"torch", "onnxruntime", "ncnn", "executorch"}
+    builtin = {"torch", "onnxruntime", "ncnn", "executorch", "openvino"}
     assert builtin <= set(backends) and "auto" in backends and builtin <= set(backend_names())
     assert {"224", "512"} <= set(sizes)
     assert set(asv_module.PhotoSuite.params[0]) == builtin

@@ -226,7 +226,7 @@ def test_regression_saturated_noise_overshoot_is_not_garbage():
     """Hypothesis counterexample (test_backends, kind='saturated', 15×22, seed=0): the released
     model legitimately overshoots past 2.0 on 0/1 noise; that must be clamped, not refused."""
     image = (np.random.default_rng(0).random((15, 22, 3)) < 0.5).astype(np.float32)
-    enhancer = Enhancer(backend="torch", tile=None)
+    enhancer = Enhancer("realesr-animevideov3-x4", backend="torch", tile=None)  # the released model
     x = np.ascontiguousarray(image.transpose(2, 0, 1)[None])
     with torch.inference_mode():
         raw = enhancer.model.to_torch()(torch.from_numpy(x)).numpy()

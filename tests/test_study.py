@@ -424,7 +424,13 @@ def test_speed_is_measured_as_bench_measures_it(study, runtimes):
         assert s["median_ms"] == pytest.approx(statistics.median(s["times_ms"]))
         assert s["memory_method"] == "ru_maxrss delta, fresh process"
     fastest = min(speed.values(), key=lambda s: s["median_ms"])["backend"]
-    assert f"Fastest on this machine: **{fastest}**" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert f"Fastest on this machine: **{fastest}**" in report
+    # and the runtime the default backend="auto" resolves to, as dermsr info says
+    from dermsr.backends import resolve_backend
+
+    assert results["config"]["auto_backend"] == resolve_backend("auto")
+    assert f'`backend="auto"` (the default) picks **{resolve_backend("auto")}** here' in report
 
 
 def test_compared_models_are_scored_against_the_ground_truth(tmp_path, crop_path):

@@ -90,6 +90,8 @@ def _timing_blocks(results: Mapping[str, Any]) -> list[Block]:
         blocks.append(Paragraph(
             f"Fastest on this machine: **{fastest['backend']}** ({fmt(fastest['median_ms'], '.1f')} ms median). "
             "Which runtime is fastest depends on the machine; a phone can rank them differently."
+            + (f" `backend=\"auto\"` (the default) picks **{auto}** here, from the measured order "
+               "`dermsr.enhance.enhancer.AUTO_ORDER`." if (auto := results["config"].get("auto_backend")) else "")
         ))
     rows = [[
         f"`{s['backend']}`", versions.get(s["backend"]) or "n/a", fmt(s.get("init_s_first"), ".3f"),

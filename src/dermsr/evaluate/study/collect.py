@@ -58,6 +58,17 @@ def _draw_figures(out_dir: Path, name: str, lr: np.ndarray, gt: np.ndarray, base
          "(HR reference), with an enlarged central crop below")
     return made
 
+def _auto_backend() -> str | None:
+    """The runtime ``backend="auto"`` resolves to here (None if none is installed)."""
+    from ...enhance.enhancer import resolve_backend
+    from ...errors import DermsrError
+
+    try:
+        return resolve_backend("auto")
+    except DermsrError:
+        return None
+
+
 @dataclass
 class _Collected:
     """Everything a study measured, before it becomes results.json."""
@@ -130,6 +141,7 @@ def _assemble(cfg: StudyConfig, out_dir: Path, c: _Collected) -> dict[str, Any]:
                      "then `runs` timed Enhancer.run calls on a size×size input; median",
             "compare_models": c.compare,
             "compare_backend": c.reference,
+            "auto_backend": _auto_backend(),
             "consistency_range": list(_sane_range()),
             "lpips": {"computed": scorer.has_lpips, "backbone": scorer.lpips_source, "reason": scorer.lpips_error},
             "runtimes": _runtime_versions(),

@@ -20,10 +20,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dermsr"
 LAYERS = (
     "_version",
     "errors",
+    "machine",
     "_extras",
     "validation",
     "imaging",
-    "machine",
     "io",
     "data",
     "models",

@@ -14,9 +14,8 @@ dermsr.errors.UnknownNameError: no extra named 'dermsr_no_such_extra'...
 
 from __future__ import annotations
 
-import importlib.util
-
 from .errors import BackendUnavailableError, UnknownNameError
+from .machine import missing_modules
 
 __all__ = ["EXTRAS", "extra_for", "install_hint", "missing", "require"]
 
@@ -52,15 +51,7 @@ def missing(extra: str) -> list[str]:
     """The import names of ``extra`` that are not installed (found without importing them)."""
     if extra not in EXTRAS:
         raise UnknownNameError(f"no extra named {extra!r}; extras: {', '.join(EXTRAS)}")
-    out = []
-    for mod in EXTRAS[extra]:
-        try:
-            found = importlib.util.find_spec(mod) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            out.append(mod)
-    return out
+    return missing_modules(EXTRAS[extra])
 
 
 def require(extra: str, what: str) -> None:

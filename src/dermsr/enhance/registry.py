@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata as md
-import importlib.util
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from ..errors import (
     InputError,
     UnknownNameError,
 )
+from ..machine import missing_modules
 from ..models.spec import Model
 
 __all__ = [
@@ -163,11 +163,7 @@ class Backend(ABC):
         """Default check: the runtime package is installed (found without importing it, so
         ``dermsr info`` stays fast). A runtime that is installed but broken fails in ``load``
         with a :class:`~dermsr.errors.BackendUnavailableError`."""
-        try:
-            found = importlib.util.find_spec(self.runtime_module) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
+        if missing_modules([self.runtime_module]):
             how = f"pip install 'dermsr[{self.extra}]'" if self.extra else "reinstall dermsr"
             return Availability(
                 self.name, False, None, f"the {self.runtime_module!r} package is not installed; {how}", self.extra

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import IMAGE_SUFFIXES, read_image
 
-__all__ = ["Split", "find_images", "list_images", "load_hr", "split_images"]
+__all__ = ["Split", "find_images", "list_images", "load_hr", "shrink_to_short_side", "split_images"]
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -130,7 +130,12 @@ def load_hr(path: str | Path, short_side: int = 0) -> np.ndarray:
         img = np.round(img.astype(np.float32) / 257.0).astype(np.uint8)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
-    img = np.ascontiguousarray(img[:, :, :3])
+    return shrink_to_short_side(np.ascontiguousarray(img[:, :, :3]), short_side)
+
+
+def shrink_to_short_side(img: np.ndarray, short_side: int) -> np.ndarray:
+    """``img`` downsized (area) so its short side is at most ``short_side`` (0: unchanged);
+    never enlarged. ``load_hr(path, n)`` is ``shrink_to_short_side(load_hr(path), n)``."""
     h, w = img.shape[:2]
     if short_side and min(h, w) > short_side:
         f = short_side / min(h, w)

@@ -92,16 +92,19 @@ def _image_seed(name: str, seed: int) -> int:
 
 
 def protocol_pair(path: str | Path, protocol: str, *, hr_short_side: int = 896, scale: int = 4,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+                  seed: int = 0, image: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """(LR, HR) float32 HWC in [0, 1] for one image under ``protocol``; ``None`` when the image
-    is too small for it (thesis on an image with a short side below 896 px)."""
-    from ..data.folders import load_hr
+    is too small for it (thesis on an image with a short side below 896 px). ``image``: the
+    file's full-resolution decode (``load_hr(path)``) when the caller already has it, so one
+    image scored under several protocols is read once."""
+    from ..data.folders import load_hr, shrink_to_short_side
     from ..degrade import Degrader
     from ..degrade.pairs import as_pair
 
     if protocol not in PROTOCOLS:
         raise InputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    img = load_hr(path, 0 if protocol == "thesis" else hr_short_side)
+    full = load_hr(path) if image is None else image
+    img = full if protocol == "thesis" else shrink_to_short_side(full, hr_short_side)
     if protocol == "thesis" and min(img.shape[:2]) < THESIS_HR:
         return None
     return as_pair(Degrader.preset(protocol).apply(img, seed=seed), img, scale)
@@ -212,6 +215,7 @@ def scorecard(
     """
     from tqdm import tqdm
 
+    from ..data.folders import load_hr
     from ..enhance import Enhancer
 
     unknown = [p for p in protocols if p not in PROTOCOLS]
@@ -233,10 +237,13 @@ def scorecard(
     drawn: set[tuple[str, str]] = set()
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
+    decoded: tuple[Path | None, np.ndarray | None] = (None, None)
     jobs = [(g, n, p, proto) for g, n, p in images for proto in protocols]
     for group, name, path, protocol in tqdm(jobs, desc="scoring", unit="pair", disable=not progress,
                                             file=sys.stderr):
-        pair = protocol_pair(path, protocol, hr_short_side=hr_short_side, scale=scale,
+        if decoded[0] != path:  # jobs run image by image: decode each file once for all protocols
+            decoded = (path, load_hr(path))
+        pair = protocol_pair(path, protocol, hr_short_side=hr_short_side, scale=scale, image=decoded[1],
                              seed=_image_seed(name, seed))
         if pair is None:
             skipped.append({"image": name, "protocol": protocol, "why": "short side below 896 px"})

@@ -21,3 +21,19 @@ def tiny_model(num_conv: int = 2, num_feat: int = 8, upscale: int = 4, seed: int
             fan_in = shape[1] * 9
             weights[key] = rng.normal(0, (1.0 / fan_in) ** 0.5, shape).astype(np.float32)
     return Model(f"tiny-{num_conv}x{num_feat}", config, weights, "random test weights")
+
+
+def tiny_rrdb(num_block: int = 2, num_feat: int = 8, num_grow_ch: int = 4, seed: int = 0):
+    """A small random ×4 RRDBNet (fast), built through the public Model type."""
+    from dermsr.models import Model, RRDBConfig
+    from dermsr.models.rrdb import rrdb_expected_shapes
+
+    config = RRDBConfig(num_feat=num_feat, num_block=num_block, num_grow_ch=num_grow_ch)
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for key, shape in rrdb_expected_shapes(config).items():
+        if key.endswith("bias"):
+            weights[key] = rng.normal(0, 0.01, shape).astype(np.float32)
+        else:
+            weights[key] = rng.normal(0, (1.0 / (shape[1] * 9)) ** 0.5, shape).astype(np.float32)
+    return Model(f"tiny-rrdb-{num_block}x{num_feat}", config, weights, "random test weights")

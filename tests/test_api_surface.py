@@ -26,7 +26,7 @@ PACKAGES: dict[str, list[str]] = {
     'dermsr.errors': [
         'BackendError', 'BackendUnavailableError', 'CheckpointError', 'DermsrError', 'ExportError',
         'FidelityError', 'ImageReadError', 'ImageWriteError', 'InputError', 'UnknownNameError',
-        'UnsafeCheckpointError', 'WeightsNotFoundError', 'WriteError',
+        'UnsafeCheckpointError', 'UnsupportedModelError', 'WeightsNotFoundError', 'WriteError',
     ],
     'dermsr.io': [
         'IMAGE_SUFFIXES', 'MAX_IMAGE_PIXELS', 'atomic_write_bytes', 'encode_image', 'image_header',
@@ -48,7 +48,8 @@ PACKAGES: dict[str, list[str]] = {
         'artifact_key', 'cache_dir', 'cached_artifact',
     ],
     'dermsr.models': [
-        'DEFAULT_MODEL', 'Model', 'ModelConfig', 'builtin_model_names', 'expected_shapes',
+        'DEFAULT_MODEL', 'Model', 'ModelConfig', 'NetworkConfig', 'RRDBConfig',
+        'builtin_model_names', 'expected_shapes',
         'import_ncnn', 'infer_config', 'load_model', 'load_state_dict', 'parse_param',
         'register_model', 'unwrap_state_dict',
     ],
@@ -139,7 +140,10 @@ MODULES: dict[str, list[str]] = {
         'AUTO_TILE', 'Enhancer', 'check_output',
     ],
     'dermsr.models.arch': [
-        'SRVGGNetCompact',
+        'RRDBNet', 'SRVGGNetCompact',
+    ],
+    'dermsr.models.rrdb': [
+        'RRDBConfig', 'conv_keys', 'infer_rrdb_config', 'is_rrdb_state_dict', 'rrdb_expected_shapes',
     ],
     'dermsr.models.checkpoint': [
         'load_state_dict', 'unwrap_state_dict',

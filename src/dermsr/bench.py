@@ -378,6 +378,8 @@ def bench_backend(
         res.raw_median_ms = float(statistics.median(res.raw_times_ms))
         res.overhead = res.median_ms / res.raw_median_ms
     res.gflops_per_image = m.gflops(h, w)
+    if res.gflops_per_image is None:  # an architecture whose arithmetic dermsr does not count
+        return res
     res.gflops_per_s = res.gflops_per_image / med_s
     if device == "cpu":
         res.peak_gflops = peak if peak is not None else peak_gflops(threads)

@@ -214,12 +214,12 @@ class Enhancer:
         check_int(tile_pad, "tile_pad", lo=0, none_ok=True)
         threads = check_int(threads, "threads", lo=1, none_ok=True)
         self.tile = tile
-        self.tile_pad = self.model.receptive_field if tile_pad is None else int(tile_pad)
-        if tile is not None and self.tile_pad < self.model.receptive_field:
+        self.tile_pad = self.model.tile_context if tile_pad is None else int(tile_pad)
+        if tile is not None and self.tile_pad < self.model.tile_context:
             warnings.warn(
-                f"tile_pad={self.tile_pad} is less than the receptive field of {self.model.name!r} "
-                f"({self.model.receptive_field} pixels): tiled output will show seams; leave "
-                "tile_pad unset for tiles that equal the untiled output",
+                f"tile_pad={self.tile_pad} is less than the tile context of {self.model.name!r} "
+                f"({self.model.tile_context} pixels): tiled output will show seams; leave "
+                "tile_pad unset for tiles that match the untiled output",
                 UserWarning,
                 stacklevel=2,
             )
@@ -300,7 +300,7 @@ class Enhancer:
         """The tiles an ``height``×``width`` input would be cut into."""
         tile = self.tile
         if tile == "auto":
-            tile = AUTO_TILE if max(height, width) > AUTO_TILE else None
+            tile = self.model.auto_tile if max(height, width) > self.model.auto_tile else None
         return plan_tiles(height, width, scale=self.scale, tile=tile, pad=self.tile_pad)
 
     def _run_session(self, x: np.ndarray) -> np.ndarray:

@@ -105,6 +105,7 @@ def build_manifest(
         "scale": model.scale,
         "tile_shape": list(tile_shape) if tile_shape else None,
         "receptive_field": model.receptive_field,
+        "tile_context": model.tile_context,
         "model": model.info(),
         "tools": tool_versions(tools),
         **(dict(extra) if extra else {}),

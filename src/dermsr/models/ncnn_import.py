@@ -1,4 +1,4 @@
-"""Import an NCNN ``.param``/``.bin`` pair of an SRVGGNetCompact into a state dict.
+"""Import an NCNN ``.param``/``.bin`` pair of an SRVGGNetCompact or an RRDBNet into a state dict.
 
 Pure Python/NumPy: the NCNN runtime is not needed. Formats, from NCNN's documentation of its
 model files: the ``.param`` text starts with the magic ``7767517`` then ``layer_count
@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError
-from .spec import ModelConfig, infer_config
+from .rrdb import LEAKY_SLOPE, RESIDUAL_SCALE, RRDBConfig, conv_keys, infer_rrdb_config
+from .spec import ModelConfig, NetworkConfig, infer_config
 
 __all__ = ["NcnnLayer", "import_ncnn", "parse_param"]
 
@@ -144,19 +145,104 @@ class _BinReader:
         raise CheckpointError(f"{self.path}: {what}: unknown storage tag 0x{tag:08X}")
 
 
-def import_ncnn(param_path: str | Path, bin_path: str | Path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
-    """Read an SRVGGNetCompact from NCNN files: returns its config and float32 state dict.
+def import_ncnn(param_path: str | Path, bin_path: str | Path) -> tuple[NetworkConfig, dict[str, np.ndarray]]:
+    """Read an SRVGGNetCompact or a ×4 RRDBNet from NCNN files: its config and float32 state dict.
 
-    The layer graph must be Input → [Split] → Convolution (+PReLU)... → PixelShuffle, with an
-    Interp (nearest) of the input added to it, optionally followed by a bicubic Interp of the
-    sum (Real-ESRGAN's ×2/×3 files). Anything else, a truncated ``.bin`` or bytes left over
-    raise :class:`~dermsr.errors.CheckpointError`; no partial model is returned.
+    SRVGGNetCompact: the layer graph must be Input → [Split] → Convolution (+PReLU)... →
+    PixelShuffle, with an Interp (nearest) of the input added to it, optionally followed by a
+    bicubic Interp of the sum (Real-ESRGAN's ×2/×3 files). RRDBNet (a graph with Concat and
+    Eltwise layers): see :func:`_import_rrdb`. Anything else, a truncated ``.bin`` or bytes left
+    over raise :class:`~dermsr.errors.CheckpointError`; no partial model is returned.
     """
     param_path, bin_path = Path(param_path), Path(bin_path)
     layers = parse_param(param_path)
     if not bin_path.is_file():
         raise CheckpointError(f"NCNN weights file not found: {bin_path}")
     reader = _BinReader(bin_path)
+    if any(layer.type in ("Concat", "Eltwise") for layer in layers):
+        return _import_rrdb(layers, reader, param_path)
+    return _import_compact(layers, reader, param_path)
+
+
+def _conv_weights(layer: NcnnLayer, reader: _BinReader, param_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A 3×3 stride-1 pad-1 Convolution's weights (out, in, 3, 3) and bias from the ``.bin``."""
+    num_output = layer.int_param(0, minimum=1)
+    kernel = layer.int_param(1)
+    size = layer.int_param(6, minimum=1)
+    if kernel != 3 or layer.int_param(4, 0) != 1 or layer.int_param(3, 1) != 1:
+        raise CheckpointError(
+            f"{param_path}: layer {layer.name}: expected a 3×3 stride-1 pad-1 convolution, "
+            f"got kernel={kernel} params={layer.params}"
+        )
+    if size % (num_output * 9):
+        raise CheckpointError(f"{param_path}: layer {layer.name}: weight size {size} "
+                              f"is not a multiple of {num_output}×3×3")
+    w = reader.tagged(size, f"{layer.name} weights").reshape(num_output, size // (num_output * 9), 3, 3)
+    if layer.int_param(5, 0):
+        bias = reader.raw_f32(num_output, f"{layer.name} bias")
+    else:
+        bias = np.zeros(num_output, np.float32)
+    return w, bias
+
+
+def _check_consumed(reader: _BinReader) -> None:
+    if reader.pos != len(reader.data):
+        raise CheckpointError(
+            f"{reader.path}: {len(reader.data) - reader.pos} bytes left over after the last layer: "
+            "the .bin does not belong to this .param"
+        )
+
+
+def _fused_leaky(layer: NcnnLayer) -> bool:
+    """Whether a Convolution carries a fused LeakyReLU(0.2) (``9=2 -23310=1,0.2``); another
+    fused activation is refused."""
+    act = layer.int_param(9, 0)
+    if act == 0:
+        return False
+    slope = layer.params.get(-23310, "")
+    if act != 2 or not slope.startswith("1,") or abs(float(slope[2:]) - LEAKY_SLOPE) > 1e-6:
+        raise CheckpointError(f"{layer.source}: layer {layer.name}: fused activation {act} ({slope}) "
+                              f"is not RRDBNet's LeakyReLU({LEAKY_SLOPE})")
+    return True
+
+
+def _import_rrdb(layers: list[NcnnLayer], reader: _BinReader, param_path: Path) -> tuple[RRDBConfig, dict[str, np.ndarray]]:
+    """A ×4 RRDBNet as Real-ESRGAN's NCNN files hold it: the convolutions in the order they run
+    (LeakyReLU fused into them), Concat for the dense connections, Eltwise sums with
+    coefficients (0.2, 1) for the scaled residuals, one BinaryOp add for the long skip and two
+    nearest ×2 Interps. The convolutions are matched to Real-ESRGAN's keys in running order;
+    each one's shape and fused activation must be the ones that key has."""
+    convs = [layer for layer in layers if layer.type == "Convolution"]
+    allowed = {"Input", "Split", "Concat", "Convolution", "Eltwise", "BinaryOp", "Interp"}
+    other = [f"{layer.name} ({layer.type})" for layer in layers if layer.type not in allowed]
+    if other:
+        raise CheckpointError(f"{param_path}: layers not part of an RRDBNet: {', '.join(other[:3])}")
+    num_block, rest = divmod(len(convs) - 6, 15)
+    if rest or num_block < 1:
+        raise CheckpointError(f"{param_path}: {len(convs)} convolutions; an RRDBNet has 15·blocks + 6")
+    for layer in layers:
+        if layer.type == "Eltwise":
+            coeffs = [float(c) for c in layer.params.get(-23301, "").split(",")[1:]]
+            if layer.int_param(0, 1) != 1 or len(coeffs) != 2 or abs(coeffs[0] - RESIDUAL_SCALE) > 1e-6 \
+                    or abs(coeffs[1] - 1) > 1e-6:
+                raise CheckpointError(f"{param_path}: layer {layer.name}: expected a sum with "
+                                      f"coefficients ({RESIDUAL_SCALE}, 1), got {layer.params}")
+        if layer.type == "Interp" and (layer.int_param(0, 0) != 1 or layer.float_param(1, 1.0) != 2.0):
+            raise CheckpointError(f"{param_path}: layer {layer.name}: expected a nearest ×2 Interp")
+    if sum(layer.type == "Interp" for layer in layers) != 2:
+        raise CheckpointError(f"{param_path}: a ×4 RRDBNet upsamples twice (two Interp layers)")
+    weights: dict[str, np.ndarray] = {}
+    keys = conv_keys(RRDBConfig(num_block=num_block))
+    for layer, (key, leaky) in zip(convs, keys, strict=True):
+        if _fused_leaky(layer) != leaky:
+            raise CheckpointError(f"{param_path}: layer {layer.name} ({key}) should "
+                                  f"{'' if leaky else 'not '}be followed by a LeakyReLU")
+        weights[f"{key}.weight"], weights[f"{key}.bias"] = _conv_weights(layer, reader, param_path)
+    _check_consumed(reader)
+    return infer_rrdb_config(weights), weights
+
+
+def _import_compact(layers: list[NcnnLayer], reader: _BinReader, param_path: Path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
     weights: dict[str, np.ndarray] = {}
     act_type = None
     body = 0
@@ -167,23 +253,7 @@ def import_ncnn(param_path: str | Path, bin_path: str | Path) -> tuple[ModelConf
         if t in ("Input", "Split", "BinaryOp"):
             continue
         if t == "Convolution":
-            num_output = layer.int_param(0, minimum=1)
-            kernel = layer.int_param(1)
-            size = layer.int_param(6, minimum=1)
-            if kernel != 3 or layer.int_param(4, 0) != 1 or layer.int_param(3, 1) != 1:
-                raise CheckpointError(
-                    f"{param_path}: layer {layer.name}: expected a 3×3 stride-1 pad-1 convolution, "
-                    f"got kernel={kernel} params={layer.params}"
-                )
-            if size % (num_output * 9):
-                raise CheckpointError(f"{param_path}: layer {layer.name}: weight size {size} "
-                                      f"is not a multiple of {num_output}×3×3")
-            w = reader.tagged(size, f"{layer.name} weights")
-            weights[f"body.{body}.weight"] = w.reshape(num_output, size // (num_output * 9), 3, 3)
-            if layer.int_param(5, 0):
-                weights[f"body.{body}.bias"] = reader.raw_f32(num_output, f"{layer.name} bias")
-            else:
-                weights[f"body.{body}.bias"] = np.zeros(num_output, np.float32)
+            weights[f"body.{body}.weight"], weights[f"body.{body}.bias"] = _conv_weights(layer, reader, param_path)
             body += 1
         elif t == "PReLU":
             n = layer.int_param(0, 1, minimum=1)
@@ -211,11 +281,7 @@ def import_ncnn(param_path: str | Path, bin_path: str | Path) -> tuple[ModelConf
             raise CheckpointError(
                 f"{param_path}: layer {layer.name} of type {t} is not part of an SRVGGNetCompact"
             )
-    if reader.pos != len(reader.data):
-        raise CheckpointError(
-            f"{bin_path}: {len(reader.data) - reader.pos} bytes left over after the last layer: "
-            "the .bin does not belong to this .param"
-        )
+    _check_consumed(reader)
     out_scale = None
     if out_resize is not None:
         out_scale_f = out_resize * (pixel_shuffle or 1)

@@ -1,8 +1,14 @@
 """Model description that needs no deep-learning runtime: config, weights as NumPy, metadata.
 
-A :class:`Model` is what every backend receives. Its weights are a plain mapping of
-Real-ESRGAN state-dict keys (``body.N.weight`` ...) to float32 NumPy arrays, so model
-metadata, hashing and the NCNN importer work without importing torch.
+A :class:`Model` is what every backend receives: a network configuration plus its weights, a
+plain mapping of state-dict keys to float32 NumPy arrays, so model metadata, hashing and the
+NCNN importer/writer work without importing torch.
+
+The configuration says which architecture the weights belong to. Every configuration class
+follows :class:`NetworkConfig`: :class:`ModelConfig` here (SRVGGNetCompact, Real-ESRGAN's
+compact network, the default), :class:`~dermsr.models.rrdb.RRDBConfig` (Real-ESRGAN's large
+RRDBNet) and :class:`~dermsr.models.foreign.SpandrelConfig` (any architecture the optional
+``spandrel`` package recognises, torch-side only).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,6 +36,64 @@ AUTO_TILE = 512
 _BODY_KEY = re.compile(r"^body\.(\d+)\.(weight|bias)$")
 
 
+@runtime_checkable
+class NetworkConfig(Protocol):
+    """What every architecture's configuration tells the rest of dermsr.
+
+    ``receptive_field`` is the exact context (low-resolution pixels on each side) an output
+    pixel depends on, ``None`` when unknown; ``tile_context`` is the context tiles get by
+    default (equal to ``receptive_field`` when that is small enough to be practical, a measured
+    or conservative figure otherwise: see each class); ``auto_tile`` the tile side ``tile="auto"``
+    uses. ``native`` says whether dermsr writes the network for every runtime itself (NCNN
+    files, ExecuTorch programs); a non-native network runs on the torch side only.
+    """
+
+    architecture: ClassVar[str]
+    native: ClassVar[bool]
+    num_in_ch: int
+    num_out_ch: int
+
+    @property
+    def scale(self) -> int: ...
+
+    @property
+    def receptive_field(self) -> int | None: ...
+
+    @property
+    def tile_context(self) -> int: ...
+
+    @property
+    def auto_tile(self) -> int: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def details(self) -> dict[str, Any]: ...
+
+    def gflops(self, weights: Mapping[str, np.ndarray], height: int, width: int) -> float | None: ...
+
+    def build_torch(self, weights: Mapping[str, np.ndarray]) -> Any: ...
+
+
+def conv_gflops(weights: Mapping[str, np.ndarray], pixels: Mapping[str, float]) -> float:
+    """2 × multiply-accumulates of the 4-D ``*.weight`` tensors, each over ``pixels[key]``
+    output pixels (GFLOP)."""
+    flops = 0.0
+    for key, w in weights.items():
+        if key.endswith(".weight") and w.ndim == 4:
+            flops += 2 * int(np.prod(w.shape)) * pixels[key]
+    return flops / 1e9
+
+
+def torch_state_dict(weights: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """``weights`` as torch tensors (imports torch: ``pip install 'dermsr[torch]'``)."""
+    from .._extras import require
+
+    require("torch", "a model's torch network")
+    import torch
+
+    return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in weights.items()}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Hyper-parameters of an SRVGGNetCompact.
@@ -39,6 +103,9 @@ class ModelConfig:
     afterwards (Real-ESRGAN's ``animevideov3`` ×2/×3 NCNN files apply a bicubic resize of the
     ×4 output by 0.5 / 0.75).
     """
+
+    architecture: ClassVar[str] = "SRVGGNetCompact"
+    native: ClassVar[bool] = True
 
     num_in_ch: int = 3
     num_out_ch: int = 3
@@ -79,6 +146,34 @@ class ModelConfig:
         the output (×2/×3 models) reads up to one more low-resolution pixel.
         """
         return self.num_conv + 2 + (1 if self.resized_output else 0)
+
+    @property
+    def tile_context(self) -> int:
+        """Tiles get the whole receptive field: tiled output equals untiled output."""
+        return self.receptive_field
+
+    @property
+    def auto_tile(self) -> int:
+        return AUTO_TILE
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "num_feat": self.num_feat,
+            "num_conv": self.num_conv,
+            "act_type": self.act_type,
+            "network_upscale": self.upscale,
+        }
+
+    def gflops(self, weights: Mapping[str, np.ndarray], height: int, width: int) -> float:
+        """Every convolution runs at the input resolution."""
+        return conv_gflops(weights, dict.fromkeys(weights, height * width))
+
+    def build_torch(self, weights: Mapping[str, np.ndarray]) -> Any:
+        from .arch import SRVGGNetCompact
+
+        net = SRVGGNetCompact(**self.to_dict())
+        net.load_state_dict(torch_state_dict(weights), strict=True)
+        return net
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,25 +291,41 @@ def infer_config(
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """An SRVGGNetCompact with its weights, independent of any runtime.
+    """A super-resolution network with its weights, independent of any runtime.
 
-    Build one with :func:`dermsr.models.load_model`. ``weights`` holds float32 arrays under
-    Real-ESRGAN's state-dict keys.
+    Build one with :func:`dermsr.models.load_model`. ``config`` is the architecture's
+    configuration (a :class:`NetworkConfig`: :class:`ModelConfig` for SRVGGNetCompact);
+    ``weights`` holds float32 arrays under the architecture's state-dict keys.
     """
 
     name: str
-    config: ModelConfig
+    config: NetworkConfig
     weights: Mapping[str, np.ndarray] = field(repr=False)
     source: str = ""
     license: str = ""
+
+    @property
+    def architecture(self) -> str:
+        return self.config.architecture
 
     @property
     def scale(self) -> int:
         return self.config.scale
 
     @property
-    def receptive_field(self) -> int:
+    def receptive_field(self) -> int | None:
+        """Exact context in low-resolution pixels per side (``None``: not known)."""
         return self.config.receptive_field
+
+    @property
+    def tile_context(self) -> int:
+        """Context tiles get by default (see :class:`NetworkConfig`)."""
+        return self.config.tile_context
+
+    @property
+    def auto_tile(self) -> int:
+        """Tile side of ``tile="auto"``: larger images are cut into tiles of at most this side."""
+        return self.config.auto_tile
 
     @property
     def num_params(self) -> int:
@@ -233,49 +344,35 @@ class Model:
         return h.hexdigest()
 
     def info(self) -> dict[str, Any]:
-        """Metadata: scale, channels, num_conv, receptive field, parameters, source, hash."""
+        """Metadata: architecture, scale, channels, its hyper-parameters, receptive field,
+        tile context, parameters, source, hash."""
         return {
             "name": self.name,
-            "architecture": "SRVGGNetCompact",
+            "architecture": self.architecture,
             "scale": self.scale,
             "in_channels": self.config.num_in_ch,
             "out_channels": self.config.num_out_ch,
-            "num_feat": self.config.num_feat,
-            "num_conv": self.config.num_conv,
-            "act_type": self.config.act_type,
-            "network_upscale": self.config.upscale,
+            **self.config.details(),
             "receptive_field": self.receptive_field,
+            "tile_context": self.tile_context,
             "num_params": self.num_params,
             "source": self.source,
             "license": self.license,
             "sha256": self.sha256,
         }
 
-    def gflops(self, height: int, width: int) -> float:
-        """Multiply-accumulates ×2 of the convolutions for one ``height``×``width`` input, in GFLOP."""
-        hw = height * width
-        flops = 0
-        for key, w in self.weights.items():
-            if key.endswith(".weight") and w.ndim == 4:
-                flops += 2 * int(np.prod(w.shape)) * hw
-        return flops / 1e9
+    def gflops(self, height: int, width: int) -> float | None:
+        """2 × multiply-accumulates of the convolutions for one ``height``×``width`` input, in
+        GFLOP (``None`` where the architecture's arithmetic is not known)."""
+        return self.config.gflops(self.weights, height, width)
 
     def state_dict(self) -> dict[str, Any]:
         """The weights as a torch state dict (imports torch: ``pip install 'dermsr[torch]'``)."""
-        from .._extras import require
-
-        require("torch", "Model.state_dict()")
-        import torch
-
-        return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in self.weights.items()}
+        return torch_state_dict(self.weights)
 
     def to_torch(self):
         """A ``torch.nn.Module`` in eval mode holding these weights (imports torch)."""
         from .._extras import require
 
         require("torch", "Model.to_torch()")
-        from .arch import SRVGGNetCompact
-
-        net = SRVGGNetCompact(**self.config.to_dict())
-        net.load_state_dict(self.state_dict(), strict=True)
-        return net.eval()
+        return self.config.build_torch(self.weights).eval()

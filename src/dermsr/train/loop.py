@@ -80,11 +80,16 @@ def build_network(config: TrainConfig):
     """The torch network to train: ``config.init`` loaded (any SRVGGNetCompact), or a fresh one."""
     import torch
 
-    from ..models import load_model
+    from ..models import ModelConfig, load_model
     from ..models.arch import SRVGGNetCompact
 
     if config.init:
         model = load_model(config.init)
+        if not isinstance(model.config, ModelConfig):
+            raise InputError(
+                f"dermsr train fine-tunes SRVGGNetCompact networks; --init {config.init!r} is a "
+                f"{model.architecture}"
+            )
         if model.config.resized_output:
             raise InputError(
                 f"--init {config.init!r} resizes its output (×{model.scale} from a ×"

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
-from ...export.pte import GRAPHS, PTE_NAME, PteSpec, cached_pte, default_max_shape
+from ...export.pte import GRAPHS, PTE_NAME, PteSpec, cached_pte, default_graph, default_max_shape
 from ...export.pte_runner import NAME, PteRunner, _executorch, load_pte, thread_count
 from ...models.spec import Model
 from ...validation import check_int
@@ -94,12 +94,13 @@ class ExecuTorchSession:
         dynamic = options.extra.get("dynamic", True)
         if not isinstance(dynamic, bool):
             raise InputError(f"dynamic must be True or False, got {dynamic!r}")
-        rf = model.receptive_field
+        rf = model.tile_context
         max_side = options.extra.get("max_side", default_max_shape(model)[0])
-        check_int(max_side, f"max_side (more than twice the receptive field {rf})", lo=2 * rf + 1)
-        graph = options.extra.get("graph", GRAPHS[0])
-        if graph not in GRAPHS:
+        check_int(max_side, f"max_side (more than twice the tile context {rf})", lo=2 * rf + 1)
+        graph = options.extra.get("graph")
+        if graph is not None and graph not in GRAPHS:
             raise InputError(f"graph must be one of {GRAPHS}, got {graph!r}")
+        graph = default_graph(model, graph)
         self.model = model
         self.graph = graph
         self.dynamic = dynamic
@@ -130,8 +131,9 @@ class ExecuTorchSession:
             return self._fixed_runner(h, w).run(x)
         if h <= self.max_side and w <= self.max_side:
             return self._dynamic_runner.run(x)
-        # larger than the program's memory plan: exact tiles with the full receptive field
-        rf = self.model.receptive_field
+        # larger than the program's memory plan: tiles with the model's tile context (the full
+        # receptive field for SRVGGNetCompact: exact)
+        rf = self.model.tile_context
         plan = plan_tiles(h, w, scale=self.model.scale, tile=self.max_side - 2 * rf, pad=rf)
         return run_tiled(self._dynamic_runner.run, x, plan)
 

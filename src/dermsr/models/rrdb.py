@@ -33,9 +33,10 @@ LEAKY_SLOPE = 0.2
 RESIDUAL_SCALE = 0.2
 
 #: Tile context by default, in low-resolution pixels per side. The exact receptive field of
-#: the 23-block network is 349 pixels, far more than a tile; 48 pixels keep tiled output
-#: within 1e-3 of untiled output on [0, 1] (measured: docs/models.md#tiling-rrdbnet).
-TILE_CONTEXT = 48
+#: the 23-block network is 349 pixels, far more than a tile; with 96 pixels tiled output stayed
+#: within 1e-3 of untiled output on [0, 1] on skin images (64 pixels: up to 3.4e-3; measured,
+#: docs/enhancement.md#tiling-rrdbnet). The 6-block network's 94 pixels fit under it: exact.
+TILE_CONTEXT = 96
 #: ``tile="auto"`` side: RRDBNet's ×4 features are 64 channels at 16× the input's pixels, so
 #: a 256² tile (plus context) already needs about 1.5 GB of activations in float32.
 AUTO_TILE = 256

@@ -198,3 +198,28 @@ def test_int8_and_training_say_they_are_for_the_compact_network(tmp_path):
     path = _save(tmp_path / "rrdb.npz", dict(model.weights))
     with pytest.raises(InputError, match=r"fine-tunes SRVGGNetCompact.*RRDBNet"):
         build_network(TrainConfig(data=(str(tmp_path),), out=str(tmp_path / "run"), init=str(path)))
+
+
+def test_exports_run_in_the_raw_runtimes(tmp_path):
+    """``dermsr export`` for an RRDBNet: PNNX's NCNN files in ``ncnn.Net`` and the ONNX file in
+    ``onnxruntime.InferenceSession`` reproduce torch; the manifest names the architecture."""
+    import json
+
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("pnnx")
+    from dermsr.export.ncnn import export_ncnn
+    from dermsr.export.onnx import export_onnx
+
+    model = tiny_rrdb()
+    x = np.random.default_rng(4).random((1, 3, 18, 22), dtype=np.float32)
+    with torch.no_grad():
+        ref = model.to_torch()(torch.from_numpy(x)).numpy()
+    manifest = json.loads(export_ncnn(model, tmp_path / "ncnn").read_text())
+    assert manifest["model"]["architecture"] == "RRDBNet" and manifest["tile_context"] == 34
+    raw = _raw_ncnn(str(tmp_path / "ncnn" / "model.ncnn.param"), str(tmp_path / "ncnn" / "model.ncnn.bin"),
+                    x, "in0", "out0")
+    assert np.abs(raw - ref).max() <= 1e-4
+    export_onnx(model, tmp_path / "onnx")
+    sess = ort.InferenceSession(str(tmp_path / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    assert np.abs(y - ref).max() <= 1e-5

@@ -1,7 +1,7 @@
 """The AlexNet feature distance against independent references: torchvision's own AlexNet
 with the bundled weights loaded here, and the ``lpips`` package's AlexNet slices; its
 properties (identity, symmetry, a square root that obeys the triangle inequality, growth with
-noise); that it works with the network blocked; and its errors."""
+noise); that it works with the network blocked; its errors and its place in the metric table."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dermsr.errors import BackendUnavailableError, CheckpointError, InputError, WeightsNotFoundError
-from dermsr.evaluate import FeatureDistance, feature_distance
+from dermsr.evaluate import Evaluator, FeatureDistance, feature_distance
 from dermsr.evaluate import features as feat_mod
 from dermsr.evaluate import lpips as lpips_mod
+from dermsr.evaluate.metric_info import FIDELITY_METRICS, METRIC_INFO, better
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("lpips")
@@ -177,3 +178,32 @@ def test_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(extras, "missing", lambda extra: ["lpips"])
     with pytest.raises(BackendUnavailableError, match=r"feature distance needs 'lpips'.*dermsr\[metrics\]"):
         feature_distance(x, x)
+
+
+def test_in_the_metric_table_and_the_evaluator():
+    info = METRIC_INFO["feature_distance"]
+    assert "feature_distance" in FIDELITY_METRICS and info.higher_is_better is False
+    assert info.description and info.unit and better("feature_distance", 0.1, 0.2)
+    a = real_crop(48, 48)
+    b = noisy(a, 12.0)
+    ev = Evaluator(crop_border=2)
+    row = ev.compare(a, b)
+    assert list(row) == list(FIDELITY_METRICS)
+    assert row["feature_distance"] == feature_distance(a[2:-2, 2:-2], b[2:-2, 2:-2])
+    assert Evaluator(metrics=["feature_distance"]).compare(a, a) == {"feature_distance": 0.0}
+
+
+def test_scorecard_table_has_a_feature_distance_column():
+    from dermsr.evaluate.scorecard import format_markdown, metric_functions
+
+    fns = metric_functions()
+    assert {"lpips", "feature_distance"} <= set(fns)
+    a = real_crop(40, 40) / 255.0
+    assert fns["feature_distance"](a, a) == 0.0
+    summary = {"bicubic": {"psnr": 30.0, "ssim": 0.9, "feature_distance": 0.2, "shift": [0, 0, 0], "images": 1},
+               "m": {"psnr": 31.0, "ssim": 0.91, "feature_distance": 0.1, "shift": [0, 0, 0], "images": 1,
+                     "psnr_win": 1.0, "ssim_win": 1.0, "feature_distance_win": 1.0}}
+    md = format_markdown({"summary": {"g": {"thesis": summary}}, "settings": {},
+                          "targets_met": {"g": {"thesis": {"m": {"psnr": True}}}}})
+    assert "| method | PSNR (dB) | SSIM | feature distance | PSNR wins | SSIM wins | feature distance wins |" in md
+    assert "| 0.1 |" in md and "| 100 % |" in md

@@ -471,7 +471,7 @@ def test_evaluator_compare_and_pairwise_use_the_metric_functions():
     ref, test = sample_pair(48, 48, seed=9)
     ev = Evaluator(crop_border=2, y_channel=True, lpips_backbone=BACKBONE)
     row = ev.compare(ref, test)
-    assert list(row) == ["mse", "psnr", "ssim", "lpips"]
+    assert list(row) == ["mse", "psnr", "ssim", "lpips", "feature_distance"]
     assert row["psnr"] == psnr(ref, test, crop_border=2, y_channel=True)
     assert row["ssim"] == ssim(ref, test, crop_border=2, y_channel=True)
     assert row["lpips"] == lpips_distance(ref[2:-2, 2:-2], test[2:-2, 2:-2], backbone=BACKBONE)

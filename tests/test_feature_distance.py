@@ -140,22 +140,12 @@ def test_distance_grows_with_the_noise_level(seed, y0, x0, sigma, ratio):
 def test_works_with_the_network_blocked(tmp_path, monkeypatch):
     """The bundled weights are used; torch.hub's download functions and every socket
     connection fail, and nothing is written into torch's cache."""
-    import socket
+    from _support import offline_alexnet
 
-    import torch.hub
-
-    monkeypatch.delenv(lpips_mod.ENV_VAR, raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    feat_mod.clear_cache()
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("the feature distance tried to download something")
-
-    for owner, name in ((torch.hub, "load_state_dict_from_url"), (torch.hub, "download_url_to_file"),
-                        (socket.socket, "connect")):
-        monkeypatch.setattr(owner, name, no_network)
+    offline_alexnet(monkeypatch, tmp_path, "the feature distance")
     a = real_crop(32, 32)
     assert feature_distance(a, noisy(a, 8.0)) > 0
+    assert feat_mod.clear_cache is lpips_mod.clear_cache  # one cache for both AlexNet networks
     assert not list(tmp_path.rglob("*"))
 
 

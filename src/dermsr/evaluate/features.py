@@ -13,22 +13,20 @@ Unlike LPIPS it takes one deep layer, the raw activations (no unit-normalisation
 and no learned per-channel weights. The AlexNet trunk is the one LPIPS uses
 (:func:`dermsr.evaluate.lpips.resolve_backbone`: ``backbone=``, ``$DERMSR_LPIPS_BACKBONE`` or
 the copy shipped with dermsr); nothing is downloaded. The network (plain ``torch.nn``, no
-torchvision) is built once per (backbone file, device) in a process and reused.
+torchvision) is built once per (backbone file, device) in a process and reused; ``clear_cache``
+(the same function as :func:`dermsr.evaluate.lpips.clear_cache`) frees it.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, InputError
-from ..validation import check_int
-from ._images import as_pair
-from .lpips import LPIPS_MIN_SIZE, load_backbone_state, resolve_backbone
+from ..errors import CheckpointError
+from .lpips import BackboneSource, alexnet_inputs, cached_network, clear_cache, load_backbone_state
 
 __all__ = [
     "FEATURE_LAYER",
@@ -62,47 +60,28 @@ def _trunk() -> Any:
     )
 
 
-def _build(path: Any, device: Any) -> Any:
+def _build(source: BackboneSource, device: Any) -> Any:
     net = _trunk()
-    state = load_backbone_state(path)  # exactly AlexNet's five convolutions, all finite
+    state = load_backbone_state(source.path)  # exactly AlexNet's five convolutions, all finite
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: does not fit AlexNet's layers ({exc})") from exc
+        raise CheckpointError(f"{source.path}: does not fit AlexNet's layers ({exc})") from exc
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net.to(device)
 
 
-_cache: dict[tuple[str, str], Any] = {}
-_cache_lock = threading.Lock()
-
-
 def feature_network(backbone: str | os.PathLike[str] | None = None, device: str = "cpu") -> Any:
     """AlexNet ``features[:12]`` (conv1 … relu5) as a ``torch.nn.Sequential`` with the trunk's
-    ImageNet weights, in eval mode; cached per (backbone file, device) in this process. It
-    takes ImageNet-normalised input (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`)."""
+    ImageNet weights, in eval mode; cached per (backbone file, device) in this process
+    (:func:`clear_cache` frees it). It takes ImageNet-normalised input (:data:`IMAGENET_MEAN`,
+    :data:`IMAGENET_STD`)."""
     from .._extras import require
 
     require("metrics", "the feature distance")
-    from ..enhance.backends.torch import parse_device
-
-    dev = parse_device(device)
-    source = resolve_backbone(backbone)
-    key = (str(source.path), str(dev))
-    with _cache_lock:
-        net = _cache.get(key)
-        if net is None:
-            net = _build(source.path, dev)
-            _cache[key] = net
-    return net
-
-
-def clear_cache() -> None:
-    """Forget the networks built so far (frees their memory)."""
-    with _cache_lock:
-        _cache.clear()
+    return cached_network("features", backbone, device, _build)
 
 
 def feature_distance(
@@ -133,18 +112,7 @@ def feature_distance(
     require("metrics", "the feature distance")
     import torch
 
-    from .metrics import _check_crop, _crop
-
-    check_int(batch_size, "batch_size", lo=1)
-    pair = as_pair(a, b, data_range)
-    crop = _check_crop(crop_border)
-    x, y = _crop(pair.a, crop), _crop(pair.b, crop)
-    h, w = x.shape[1:3]
-    if min(h, w) < LPIPS_MIN_SIZE:
-        raise InputError(
-            f"the feature distance (AlexNet up to conv5) needs images of at least "
-            f"{LPIPS_MIN_SIZE}×{LPIPS_MIN_SIZE} pixels, got {h}×{w}" + (f" after crop_border={crop}" if crop else "")
-        )
+    pair, x, y = alexnet_inputs(a, b, data_range, crop_border, batch_size, "the feature distance (AlexNet)")
     net = feature_network(backbone, device)
     dev = next(net.parameters()).device
     mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)

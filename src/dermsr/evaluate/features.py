@@ -46,10 +46,11 @@ FEATURE_LAYER = 11
 
 
 def _trunk() -> Any:
-    """torchvision's ``AlexNet.features`` up to relu5 (indices 0-11, the same module indices)."""
+    """torchvision's ``AlexNet.features`` cut after :data:`FEATURE_LAYER` (module indices kept,
+    so the trunk file's keys ``0.weight`` … ``10.bias`` load as they are)."""
     from torch import nn
 
-    return nn.Sequential(
+    features = nn.Sequential(
         nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2),
         nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(),
@@ -57,7 +58,9 @@ def _trunk() -> Any:
         nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(),
         nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(),
         nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),
     )
+    return features[: FEATURE_LAYER + 1]
 
 
 def _build(source: BackboneSource, device: Any) -> Any:

@@ -37,3 +37,25 @@ def tiny_rrdb(num_block: int = 2, num_feat: int = 8, num_grow_ch: int = 4, seed:
         else:
             weights[key] = rng.normal(0, (1.0 / (shape[1] * 9)) ** 0.5, shape).astype(np.float32)
     return Model(f"tiny-rrdb-{num_block}x{num_feat}", config, weights, "random test weights")
+
+
+def offline_alexnet(monkeypatch, torch_home, what: str) -> None:
+    """Make every way to fetch AlexNet fail (torch.hub's download functions, every socket
+    connection), point torch's cache at ``torch_home``, unset ``$DERMSR_LPIPS_BACKBONE`` and
+    forget the AlexNet networks built so far, so the next one is built from the packaged file."""
+    import socket
+
+    import torch.hub
+
+    from dermsr.evaluate import lpips
+
+    monkeypatch.delenv(lpips.ENV_VAR, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    lpips.clear_cache()
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"{what} tried to download something")
+
+    for owner, name in ((torch.hub, "load_state_dict_from_url"), (torch.hub, "download_url_to_file"),
+                        (socket.socket, "connect")):
+        monkeypatch.setattr(owner, name, no_network)

@@ -39,9 +39,9 @@ PACKAGES: dict[str, list[str]] = {
         'Enhancer', 'Tile', 'TilePlan', 'check_output', 'plan_tiles', 'run_tiled',
     ],
     'dermsr.evaluate': [
-        'LPIPS', 'METRICS', 'MSE', 'PSNR', 'SSIM', 'ConsistencyReport', 'Evaluator', 'RunRecord',
-        'Sharpness', 'check_consistency', 'check_many', 'difference_figure', 'difference_map',
-        'histogram_figure', 'intensity_histogram', 'intensity_histograms', 'lpips_distance', 'mse',
+        'LPIPS', 'METRICS', 'MSE', 'PSNR', 'SSIM', 'ConsistencyReport', 'Evaluator', 'FeatureDistance',
+        'RunRecord', 'Sharpness', 'check_consistency', 'check_many', 'difference_figure',
+        'difference_map', 'feature_distance', 'histogram_figure', 'intensity_histogram', 'intensity_histograms', 'lpips_distance', 'mse',
         'psnr', 'qualitative_grid', 'rgb_to_y', 'save_figure', 'sharpness', 'ssim',
     ],
     'dermsr.export': [
@@ -175,6 +175,10 @@ MODULES: dict[str, list[str]] = {
     'dermsr.evaluate.lpips': [
         'ENV_VAR', 'LPIPS', 'LPIPS_MIN_SIZE', 'TORCHVISION_FILE', 'BackboneSource', 'clear_cache',
         'lpips_distance', 'lpips_network', 'resolve_backbone',
+    ],
+    'dermsr.evaluate.features': [
+        'FEATURE_LAYER', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FeatureDistance', 'clear_cache',
+        'feature_distance', 'feature_network',
     ],
     'dermsr.evaluate.visual': [
         'HISTOGRAM_BINS', 'Crop', 'difference_figure', 'difference_map', 'grey_levels',

@@ -388,20 +388,10 @@ def test_lpips_packaged_backbone_works_offline(tmp_path, monkeypatch):
     """With no backbone given, LPIPS uses the AlexNet file shipped in the package, never the
     network: torch.hub's download functions and every socket connection are made to fail."""
     import hashlib
-    import socket
 
-    import torch.hub
+    from _support import offline_alexnet
 
-    monkeypatch.delenv(lpips_mod.ENV_VAR, raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    lpips_mod.clear_cache()
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("LPIPS tried to download something")
-
-    for owner, name in ((torch.hub, "load_state_dict_from_url"), (torch.hub, "download_url_to_file"),
-                        (socket.socket, "connect")):
-        monkeypatch.setattr(owner, name, no_network)
+    offline_alexnet(monkeypatch, tmp_path, "LPIPS")
     src = lpips_mod.resolve_backbone()
     assert src.kind == "packaged" and src.path == lpips_mod.PACKAGED_BACKBONE
     # the very file shared/README.md documents (torchvision's AlexNet features, BSD-3)
@@ -471,7 +461,7 @@ def test_evaluator_compare_and_pairwise_use_the_metric_functions():
     ref, test = sample_pair(48, 48, seed=9)
     ev = Evaluator(crop_border=2, y_channel=True, lpips_backbone=BACKBONE)
     row = ev.compare(ref, test)
-    assert list(row) == ["mse", "psnr", "ssim", "lpips"]
+    assert list(row) == ["mse", "psnr", "ssim", "lpips", "feature_distance"]
     assert row["psnr"] == psnr(ref, test, crop_border=2, y_channel=True)
     assert row["ssim"] == ssim(ref, test, crop_border=2, y_channel=True)
     assert row["lpips"] == lpips_distance(ref[2:-2, 2:-2], test[2:-2, 2:-2], backbone=BACKBONE)

@@ -4,6 +4,7 @@ Functions and small option-holding classes (see docs/evaluation.md for exact def
 
 - :mod:`~dermsr.evaluate.metrics`: :func:`mse`, :func:`psnr`, :func:`ssim`, :func:`sharpness`
 - :mod:`~dermsr.evaluate.lpips`: :func:`lpips_distance` (AlexNet from a local file)
+- :mod:`~dermsr.evaluate.features`: :func:`feature_distance` (the same AlexNet's relu5 features)
 - :mod:`~dermsr.evaluate.visual`: grey-level histograms, difference maps, qualitative grid
 - :mod:`~dermsr.evaluate.consistency`: :func:`check_consistency` over repeated runs
 - :class:`Evaluator`: one set of options for all of the above
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from .consistency import ConsistencyReport, RunRecord, check_consistency, check_many
 from .evaluator import METRICS, Evaluator
+from .features import FeatureDistance, feature_distance
 from .lpips import LPIPS, lpips_distance
 from .metrics import MSE, PSNR, SSIM, Sharpness, mse, psnr, rgb_to_y, sharpness, ssim
 from .visual import (
@@ -35,12 +37,14 @@ __all__ = [
     "SSIM",
     "ConsistencyReport",
     "Evaluator",
+    "FeatureDistance",
     "RunRecord",
     "Sharpness",
     "check_consistency",
     "check_many",
     "difference_figure",
     "difference_map",
+    "feature_distance",
     "histogram_figure",
     "intensity_histogram",
     "intensity_histograms",

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import InputError, UnknownNameError
 from . import consistency, visual
+from .features import FeatureDistance
 from .lpips import LPIPS
 from .metric_info import FIDELITY_METRICS
 from .metrics import MSE, PSNR, SSIM, Sharpness, _check_crop
@@ -28,8 +29,9 @@ class Evaluator:
     Parameters
     ----------
     metrics:
-        Which of ``"mse"``, ``"psnr"``, ``"ssim"``, ``"lpips"`` :meth:`compare` computes
-        (default all four; LPIPS needs the AlexNet weights, see :mod:`dermsr.evaluate.lpips`).
+        Which of ``"mse"``, ``"psnr"``, ``"ssim"``, ``"lpips"``, ``"feature_distance"``
+        :meth:`compare` computes (default all; LPIPS and the feature distance run ImageNet
+        AlexNet, see :mod:`dermsr.evaluate.lpips` and :mod:`dermsr.evaluate.features`).
     data_range:
         ``None`` (from the dtype: 255 uint8, 65535 uint16, 1.0 float) or a number.
     crop_border:
@@ -39,7 +41,8 @@ class Evaluator:
     ssim_downsample:
         Wang's ``ssim.m`` automatic downsampling before SSIM.
     lpips_backbone, lpips_device, lpips_batch_size, allow_download:
-        Where LPIPS's AlexNet comes from, where it runs, how many pairs per forward pass.
+        Where the AlexNet trunk of LPIPS and of the feature distance comes from, where it
+        runs, how many pairs per forward pass.
 
     >>> ev = Evaluator(metrics=("psnr", "ssim"))
     >>> a = np.zeros((16, 16, 3), np.uint8); b = a.copy(); b[4, 4] = 255
@@ -87,6 +90,9 @@ class Evaluator:
             "lpips": LPIPS(backbone=lpips_backbone, device=lpips_device, data_range=data_range,
                            crop_border=self.crop_border, batch_size=lpips_batch_size,
                            allow_download=allow_download),
+            "feature_distance": FeatureDistance(backbone=lpips_backbone, device=lpips_device,
+                                                data_range=data_range, crop_border=self.crop_border,
+                                                batch_size=lpips_batch_size),
         }
 
     def __repr__(self) -> str:

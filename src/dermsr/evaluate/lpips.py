@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import numpy as np
 
 from ..errors import CheckpointError, InputError, WeightsNotFoundError
 from ..validation import check_int
-from ._images import as_pair
+from ._images import Pair, as_pair
 
 __all__ = [
     "ENV_VAR",
@@ -44,6 +45,8 @@ __all__ = [
     "PACKAGED_BACKBONE",
     "TORCHVISION_FILE",
     "BackboneSource",
+    "alexnet_inputs",
+    "cached_network",
     "clear_cache",
     "lpips_distance",
     "lpips_network",
@@ -179,8 +182,30 @@ def _build(source: BackboneSource, device: Any) -> Any:
     return net.to(device)
 
 
-_cache: dict[tuple[str, str], Any] = {}
+#: Networks built on an AlexNet trunk file, by (kind, trunk file, device): LPIPS's and the
+#: feature distance's (:mod:`dermsr.evaluate.features`).
+_cache: dict[tuple[str, str, str], Any] = {}
 _cache_lock = threading.Lock()
+
+
+def cached_network(
+    kind: str,
+    backbone: str | os.PathLike[str] | None,
+    device: str,
+    build: Callable[[BackboneSource, Any], Any],
+) -> Any:
+    """``build(source, device)`` for the trunk :func:`resolve_backbone` finds, built once per
+    (kind, backbone file, device) in this process."""
+    from ..enhance.backends.torch import parse_device
+
+    dev = parse_device(device)
+    source = resolve_backbone(backbone)
+    key = (kind, str(source.path), str(dev))
+    with _cache_lock:
+        net = _cache.get(key)
+        if net is None:
+            net = _cache[key] = build(source, dev)
+    return net
 
 
 def lpips_network(
@@ -190,24 +215,34 @@ def lpips_network(
     allow_download: bool = False,
 ) -> Any:
     """The ``lpips.LPIPS`` module (AlexNet, v0.1) with the trunk loaded from a file; cached
-    per (backbone file, device) in this process."""
-    from ..enhance.backends.torch import parse_device
-
-    dev = parse_device(device)
-    source = resolve_backbone(backbone, allow_download=allow_download)
-    key = (str(source.path), str(dev))
-    with _cache_lock:
-        net = _cache.get(key)
-        if net is None:
-            net = _build(source, dev)
-            _cache[key] = net
-    return net
+    per (backbone file, device) in this process (``allow_download`` is ignored)."""
+    return cached_network("lpips", backbone, device, _build)
 
 
 def clear_cache() -> None:
-    """Forget the networks built so far (frees their memory)."""
+    """Forget the networks built so far, LPIPS's and the feature distance's (frees their memory)."""
     with _cache_lock:
         _cache.clear()
+
+
+def alexnet_inputs(
+    a: Any, b: Any, data_range: float | None, crop_border: int, batch_size: int, what: str
+) -> tuple[Pair, np.ndarray, np.ndarray]:
+    """The checked pair and its two (N, H, W, C) float64 arrays after ``crop_border``, each side
+    at least :data:`LPIPS_MIN_SIZE` pixels (``what`` names the metric in the error)."""
+    from .metrics import _check_crop, _crop
+
+    check_int(batch_size, "batch_size", lo=1)
+    pair = as_pair(a, b, data_range)
+    crop = _check_crop(crop_border)
+    x, y = _crop(pair.a, crop), _crop(pair.b, crop)
+    h, w = x.shape[1:3]
+    if min(h, w) < LPIPS_MIN_SIZE:
+        after = f" after crop_border={crop}" if crop else ""
+        raise InputError(
+            f"{what} needs images of at least {LPIPS_MIN_SIZE}×{LPIPS_MIN_SIZE} pixels, got {h}×{w}{after}"
+        )
+    return pair, x, y
 
 
 def lpips_distance(
@@ -239,17 +274,7 @@ def lpips_distance(
     require("metrics", "LPIPS")
     import torch
 
-    from .metrics import _check_crop, _crop
-
-    check_int(batch_size, "batch_size", lo=1)
-    pair = as_pair(a, b, data_range)
-    crop = _check_crop(crop_border)
-    x, y = _crop(pair.a, crop), _crop(pair.b, crop)
-    h, w = x.shape[1:3]
-    if min(h, w) < LPIPS_MIN_SIZE:
-        raise InputError(
-            f"LPIPS (AlexNet) needs images of at least {LPIPS_MIN_SIZE}×{LPIPS_MIN_SIZE} pixels, got {h}×{w}"
-        )
+    pair, x, y = alexnet_inputs(a, b, data_range, crop_border, batch_size, "LPIPS (AlexNet)")
     net = lpips_network(backbone, device, allow_download=allow_download)
     dev = next(net.parameters()).device
     out = np.empty(x.shape[0])

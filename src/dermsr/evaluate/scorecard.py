@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .metric_info import METRIC_INFO, better
+from .metric_info import FIDELITY_METRICS, METRIC_INFO, better
 
 __all__ = [
     "BASELINES",
@@ -122,13 +122,15 @@ def upscale(lr: np.ndarray, scale: int, method: str = "bicubic") -> np.ndarray:
 
 
 def metric_functions(lpips_backbone: str | None = None) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
-    """``{"psnr": f, "ssim": f[, "lpips": f]}`` with ``f(output, reference) -> float`` on float
-    HWC images in [0, 1] (PSNR/SSIM over RGB, data range 1). LPIPS uses ``lpips_backbone``,
-    else ``$DERMSR_LPIPS_BACKBONE``, else the AlexNet weights shipped with dermsr; it is left
-    out only when the ``lpips`` package (``dermsr[metrics]``) is not installed. Never downloads."""
+    """``{"psnr": f, "ssim": f[, "lpips": f, "feature_distance": f]}`` with ``f(output,
+    reference) -> float`` on float HWC images in [0, 1] (PSNR/SSIM over RGB, data range 1).
+    LPIPS and the feature distance use the AlexNet trunk ``lpips_backbone``, else
+    ``$DERMSR_LPIPS_BACKBONE``, else the one shipped with dermsr; they are left out only when
+    ``dermsr[metrics]`` is not installed. Never downloads."""
     import os
 
     from ..machine import missing_modules
+    from .features import feature_distance
     from .lpips import ENV_VAR, PACKAGED_BACKBONE, lpips_distance
     from .metrics import psnr, ssim
 
@@ -139,6 +141,7 @@ def metric_functions(lpips_backbone: str | None = None) -> dict[str, Callable[[n
     backbone = lpips_backbone or os.environ.get(ENV_VAR) or None
     if backbone or (PACKAGED_BACKBONE.is_file() and not missing_modules(["lpips", "torch"])):
         fns["lpips"] = lambda a, b: float(lpips_distance(a, b, backbone=backbone, data_range=1.0))
+        fns["feature_distance"] = lambda a, b: float(feature_distance(a, b, backbone=backbone, data_range=1.0))
     return fns
 
 
@@ -207,7 +210,8 @@ def scorecard(
     """Score ``models`` and ``baselines`` on every image of ``sets`` under every protocol.
 
     Returns ``{"settings", "summary", "targets_met", "rows"}``: ``rows`` has one entry per
-    (image, protocol, method) with PSNR, SSIM, LPIPS (with a backbone) and ``shift`` (mean of
+    (image, protocol, method) with PSNR, SSIM, LPIPS and the feature distance (with
+    ``dermsr[metrics]``) and ``shift`` (mean of
     output − HR per RGB channel, in grey levels of 255); ``summary[group][protocol][method]``
     the means, ``<metric>_win`` (share of images where the method beats bicubic) and the mean
     shift; ``targets_met[group][protocol][model]`` :func:`meets_targets`. With ``crops``, one
@@ -294,11 +298,11 @@ def format_markdown(result: dict[str, Any]) -> str:
     lines: list[str] = []
     for group, protos in result["summary"].items():
         for protocol, per in protos.items():
-            metrics = [k for k in ("psnr", "ssim", "lpips") if k in per["bicubic"]]
+            metrics = [k for k in FIDELITY_METRICS if k in per["bicubic"]]
             n = per["bicubic"]["images"]
             lines.append(f"**{group}, {protocol}** ({n} image{'s' if n != 1 else ''})\n")
             head = ["method", *[METRIC_INFO[k].label for k in metrics],
-                    *[f"{METRIC_INFO[k].label.split()[0]} wins" for k in metrics], "ΔR ΔG ΔB"]
+                    *[f"{METRIC_INFO[k].label.split(' (')[0]} wins" for k in metrics], "ΔR ΔG ΔB"]
             lines.append("| " + " | ".join(head) + " |")
             lines.append("|" + "---|" * len(head))
             for method, s in per.items():

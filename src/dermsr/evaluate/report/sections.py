@@ -150,7 +150,7 @@ def _pairwise_blocks(results: Mapping[str, Any]) -> list[Block]:
             table_rows.append([f"`{a}` vs `{b}`", *(fmt_metric(m, vals.get(i)) for i in images),
                                fmt_metric(m, _mean(vals.values()))])
         caption = (f"Thesis Table {THESIS_TABLE[m]}: {METRIC_LABEL[m]}" if m in THESIS_TABLE
-                   else f"{METRIC_LABEL[m]} (largest absolute pixel difference, [0, 1] scale; not in the thesis)")
+                   else f"{METRIC_LABEL[m]} ({METRIC_INFO[m].description}; not in the thesis)")
         blocks.append(Table(["pair", *images, "mean"], table_rows, caption=caption,
                             numeric=tuple(range(1, len(images) + 2))))
     return blocks

@@ -138,7 +138,8 @@ class _Scorer:
             backbone = str(source.path)
         except Exception as exc:  # no weights offline, bad file, lpips not installed
             self.lpips_error = f"{type(exc).__name__}: {exc}"
-            metrics = tuple(m for m in METRICS if m != "lpips")
+            # the feature distance runs the same AlexNet trunk with the same extra: off together
+            metrics = tuple(m for m in METRICS if m not in ("lpips", "feature_distance"))
         self.evaluator = Evaluator(metrics, lpips_backbone=backbone)
 
     @property

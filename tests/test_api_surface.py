@@ -26,7 +26,7 @@ PACKAGES: dict[str, list[str]] = {
     'dermsr.errors': [
         'BackendError', 'BackendUnavailableError', 'CheckpointError', 'DermsrError', 'ExportError',
         'FidelityError', 'ImageReadError', 'ImageWriteError', 'InputError', 'UnknownNameError',
-        'UnsafeCheckpointError', 'WeightsNotFoundError', 'WriteError',
+        'UnsafeCheckpointError', 'UnsupportedModelError', 'WeightsNotFoundError', 'WriteError',
     ],
     'dermsr.io': [
         'IMAGE_SUFFIXES', 'MAX_IMAGE_PIXELS', 'atomic_write_bytes', 'encode_image', 'image_header',

@@ -19,6 +19,7 @@ __all__ = [
     "InputError",
     "UnknownNameError",
     "UnsafeCheckpointError",
+    "UnsupportedModelError",
     "WeightsNotFoundError",
     "WriteError",
 ]
@@ -30,6 +31,10 @@ class DermsrError(Exception):
 
 class InputError(DermsrError, ValueError):
     """An argument or image is not what the call expects (message says expected vs got)."""
+
+
+class UnsupportedModelError(InputError):
+    """A runtime cannot run this model's architecture."""
 
 
 class UnknownNameError(DermsrError, KeyError):

@@ -81,7 +81,7 @@ class StudyConfig:
 
 @dataclass
 class BackendRun:
-    """One runtime on one image: its output, timings and consistency numbers."""
+    """One model on one runtime on one image: its output, timings and consistency numbers."""
 
     backend: str
     image: str
@@ -92,6 +92,8 @@ class BackendRun:
     error: str | None = None  # the runtime could not be loaded
     errors: list[str] = field(default_factory=list)  # runs that raised (corrupted output ...)
     cached: bool = False
+    model: str = ""  # the model's label in the study
+    unsupported: str | None = None  # the runtime cannot run this model (UnsupportedModelError's message)
 
 def study_command(cfg: StudyConfig, out: str | os.PathLike[str]) -> str:
     """The ``dermsr study`` command line that repeats ``cfg``.

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"studied {len(cfg['images'])} image(s) on {', '.join(cfg['backends_run'])} with "
           f"{', '.join(m['label'] for m in cfg['models'])} in {results['wall_time_s']:.1f} s -> "
           f"{args.out / 'report.md'}", file=sys.stderr)
-    for m in ModelComparison.from_dict(results["model_comparison"]).models:
+    for m in ModelComparison.from_results(results).models:
         for r in [*m.not_applicable, *m.failed]:
             print(f"  {m.label} on {r.backend}: {'not applicable' if r in m.not_applicable else 'failed'}: "
                   f"{r.reason}", file=sys.stderr)

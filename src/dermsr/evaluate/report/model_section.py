@@ -16,11 +16,6 @@ from .records import BASELINE, NOT_APPLICABLE, OK, ModelComparison, ModelSummary
 from .sections import METRIC_LABEL, _images, _lpips_how, _mean, fmt_metric
 
 
-def comparison(results: Mapping[str, Any]) -> ModelComparison:
-    """The study's models, read back from results (the one place the report reads them)."""
-    return ModelComparison.from_dict(results["model_comparison"])
-
-
 def _direction(metric: str) -> str:
     return "higher" if METRIC_INFO[metric].higher_is_better else "lower"
 
@@ -155,7 +150,7 @@ def _every_runtime_tables(results: Mapping[str, Any], metrics: Sequence[str]) ->
 
 def truth_blocks(results: Mapping[str, Any]) -> list[Block]:
     """Section 3: the models against the ground truth and bicubic, then every runtime's output."""
-    c = comparison(results)
+    c = ModelComparison.from_results(results)
     lpips_ok = results["config"]["lpips"]["computed"]
     blocks: list[Block] = [
         Heading(2, "3. Models against the ground truth (not in the thesis)", "ground-truth"),

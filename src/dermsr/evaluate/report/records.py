@@ -111,6 +111,11 @@ class ModelComparison:
         return asdict(self)
 
     @classmethod
+    def from_results(cls, results: Mapping[str, Any]) -> ModelComparison:
+        """The comparison of a study's results (results.json's ``model_comparison``)."""
+        return cls.from_dict(results["model_comparison"])
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelComparison:
         models = tuple(
             ModelSummary(**{**m, "scores": {k: MetricScore(**s) for k, s in m["scores"].items()},

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..metric_info import FIDELITY_METRICS, METRIC_INFO
 from .blocks import Block, Bullets, Callout, Code, Figure, Heading, Paragraph, Table, fmt, json_safe
+from .records import ModelComparison
 
 # ---------------------------------------------------------------------------------------------
 # the study report
@@ -73,16 +74,14 @@ def _models(results: Mapping[str, Any]) -> list[str]:
     """The models' labels, the main one first."""
     return [m["label"] for m in results["config"]["models"]]
 
-def _fastest_line(rows: list[Mapping[str, Any]], key: str, what: str, scale: float = 1.0) -> str:
+def _fastest_line(results: Mapping[str, Any]) -> str:
     """"Fastest on this machine: **runtime** for `model` (… ms median); …", one clause per model."""
-    by_model: dict[str, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        if r.get(key) is not None:
-            by_model.setdefault(r["model"], []).append(r)
-    parts = []
-    for model, mine in by_model.items():
-        fastest = min(mine, key=lambda r: r[key])
-        parts.append(f"**{fastest['backend']}** for `{model}` ({fmt(fastest[key] * scale, '.1f')} ms {what})")
+    c = ModelComparison.from_results(results)
+    what = "median" if c.fresh_speed else "in-process median"
+    parts = [f"**{f.backend}** for `{m.label}` ({fmt(f.ms(c.fresh_speed), '.1f')} ms {what})"
+             for m in c.models if (f := m.fastest(c.fresh_speed)) is not None]
+    if not parts:
+        return ""
     return ("Fastest on this machine: " + "; ".join(parts) + ". Which runtime is fastest depends on the "
             "machine; a phone can rank them differently.")
 
@@ -111,7 +110,7 @@ def _timing_blocks(results: Mapping[str, Any]) -> list[Block]:
         ]
         auto = results["config"].get("auto_backend")
         blocks.append(Paragraph(
-            _fastest_line(speed, "median_ms", "median")
+            _fastest_line(results)
             + (f" `backend=\"auto\"` (the default) picks **{auto}** here, from the measured order "
                "`dermsr.enhance.enhancer.AUTO_ORDER`." if auto else "")
         ))
@@ -140,8 +139,8 @@ def _timing_blocks(results: Mapping[str, Any]) -> list[Block]:
     ] for t in results["timing"]]
     blocks.append(Table(["image", "model", "runtime", "initialisation (s)", "mean ± std (ms)", "median (ms)",
                          "every run (ms)"], per, caption="Per image", numeric=(3, 4, 5)))
-    if summary and not speed:
-        blocks.append(Paragraph(_fastest_line(summary, "mean_s", "mean", 1000.0)))
+    if not speed and _fastest_line(results):
+        blocks.append(Paragraph(_fastest_line(results)))
     return blocks
 
 def _pairwise_blocks(results: Mapping[str, Any]) -> list[Block]:

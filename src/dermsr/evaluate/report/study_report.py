@@ -19,7 +19,7 @@ from .blocks import (
     write_json,
     write_text,
 )
-from .model_section import comparison, truth_blocks
+from .model_section import truth_blocks
 from .records import FAILED, NOT_APPLICABLE, ModelComparison
 from .sections import (
     CSV_COLUMNS,
@@ -88,7 +88,7 @@ def build_report(results: Mapping[str, Any]) -> list[Block]:
     cfg = results["config"]
     run = cfg["backends_run"]
     images = _images(results)
-    c = comparison(results)
+    c = ModelComparison.from_results(results)
     labels = [m.label for m in c.models]
     blocks: list[Block] = [
         Heading(1, "dermsr study: " + " vs ".join(labels) + " on " + (", ".join(run) or "no runtime")),
@@ -137,7 +137,7 @@ def write_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, P
     written = {"results.json": write_json(out / "results.json", results)}
     for file, key in CSV_FILES.items():
         if key == "model_comparison":
-            c = comparison(results)
+            c = ModelComparison.from_results(results)
             rows, columns = c.csv_rows(), c.csv_columns()
         else:
             rows, columns = results.get(key, []), list(CSV_COLUMNS.get(key, []))

@@ -1,9 +1,10 @@
 """`dermsr study`: the numbers in the report are the ones computed, checked independently.
 
-One small study (a 300×300 ISIC crop, LR side 64, runs=2) runs once per module on torch, every
-other available runtime and a registered-but-unavailable fake runtime; the tests read its
-results.json, CSVs, report.md and report.html and recompute values with scikit-image/NumPy/
-OpenCV and PyTorch directly.
+One small study (a 300×300 ISIC crop, LR side 64, runs=2, the default model alone) runs once per
+module on torch, every other available runtime and a registered-but-unavailable fake runtime;
+the tests read its results.json, CSVs, report.md and report.html and recompute values with
+scikit-image/NumPy/OpenCV and PyTorch directly. Studies of several models side by side are in
+test_study_models.py.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dermsr.errors import InputError, UnknownNameError
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64  # LR side: output 256×256 keeps the study fast
 FAKE = "fake-unavailable"
+MODEL = "dermsr-blind-x4"  # the default model, the study's main one
 
 
 def _shared() -> Path:
@@ -92,8 +94,10 @@ def study(tmp_path_factory, crop_path, runtimes):
 
     out = tmp_path_factory.mktemp("study-out")
     backbone = _backbone()
+    # one model keeps the module fast: the default second model would double every runtime's work
     results = run_study(out, images=(crop_path,), backends=tuple(runtimes), runs=2, size=SIZE,
-                        lpips_backbone=str(backbone) if backbone else None, progress=False, dpi=40)
+                        lpips_backbone=str(backbone) if backbone else None, progress=False, dpi=40,
+                        compare_models=())
     return out, results
 
 
@@ -136,11 +140,13 @@ def test_ground_truth_numbers_match_an_independent_recomputation(study, crop_pat
 
     out, results = study
     _, y, gt, bicubic = _reference_images(crop_path)
-    rows = {r["method"]: r for r in results["ground_truth"]}
-    csv_rows = {r["method"]: r for r in _csv(out / "ground_truth.csv")}
-    json_rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["ground_truth"]}
+    # rows are (method, runtime): the model on each runtime, bicubic and the ground truth on none
+    rows = {(r["method"], r["backend"]): r for r in results["ground_truth"]}
+    csv_rows = {(r["method"], r["backend"] or None): r for r in _csv(out / "ground_truth.csv")}
+    json_rows = {(r["method"], r["backend"]): r
+                 for r in json.loads((out / "results.json").read_text())["ground_truth"]}
     report = (out / "report.md").read_text()
-    for method, image in (("torch", y), ("bicubic", bicubic)):
+    for method, image in (((MODEL, "torch"), y), (("bicubic", None), bicubic)):
         expected = {
             "mse": mean_squared_error(gt.astype(np.float64), image.astype(np.float64)),
             "psnr": peak_signal_noise_ratio(gt.astype(np.float64), image.astype(np.float64), data_range=1.0),
@@ -151,8 +157,8 @@ def test_ground_truth_numbers_match_an_independent_recomputation(study, crop_pat
             assert rows[method][metric] == pytest.approx(value, abs=tol), (method, metric)
             assert json_rows[method][metric] == rows[method][metric]
             assert float(csv_rows[method][metric]) == rows[method][metric]
-        # the per-image table in report.md shows these very numbers
-        label = "bicubic baseline" if method == "bicubic" else "torch"
+        # the per-image table of every runtime's output in report.md shows these very numbers
+        label = "bicubic baseline | —" if method[0] == "bicubic" else f"{MODEL} | torch"
         line = next(ln for ln in report.splitlines() if ln.startswith(f"| lesion | {label} |"))
         for metric in ("mse", "psnr", "ssim"):
             assert f" {fmt_metric(metric, rows[method][metric])} " in line
@@ -160,11 +166,12 @@ def test_ground_truth_numbers_match_an_independent_recomputation(study, crop_pat
 
 def test_verdict_follows_the_numbers_and_is_stated(study):
     out, results = study
-    rows = {r["method"]: r for r in results["ground_truth"]}
-    v = results["verdict"]
-    assert v["method"] == "torch"
-    assert v["metrics"]["psnr"]["better"] == (rows["torch"]["psnr"] > rows["bicubic"]["psnr"])
-    assert v["metrics"]["ssim"]["better"] == (rows["torch"]["ssim"] > rows["bicubic"]["ssim"])
+    rows = {(r["method"], r["backend"]): r for r in results["ground_truth"]}
+    ours, base = rows[(MODEL, "torch")], rows[("bicubic", None)]
+    v = results["verdict"]  # the main model on the reference runtime
+    assert (v["method"], v["backend"]) == (MODEL, "torch")
+    assert v["metrics"]["psnr"]["better"] == (ours["psnr"] > base["psnr"])
+    assert v["metrics"]["ssim"]["better"] == (ours["ssim"] > base["ssim"])
     better = [m["better"] for m in v["metrics"].values()]
     expected = "helps" if all(better) else "does not help" if not any(better) else "mixed"
     assert v["verdict"] == expected
@@ -177,6 +184,7 @@ def test_pairwise_rows_cover_every_pair_and_match_numpy(study, runtimes, crop_pa
     _, results = study
     ran = results["config"]["backends_run"]
     assert ran == [r for r in runtimes if r != FAKE]
+    assert {r["model"] for r in results["pairwise"]} <= {MODEL}
     pairs = {(r["a"], r["b"]) for r in results["pairwise"]}
     assert len(pairs) == len(ran) * (len(ran) - 1) // 2
     if len(ran) < 2:
@@ -197,7 +205,7 @@ def test_pairwise_rows_cover_every_pair_and_match_numpy(study, runtimes, crop_pa
 
 def test_timing_summary_is_computed_from_the_recorded_runs(study):
     out, results = study
-    csv_rows = {r["backend"]: r for r in _csv(out / "timing.csv")}
+    csv_rows = {(r["model"], r["backend"]): r for r in _csv(out / "timing.csv")}
     for t in results["timing"]:
         runs = t["runs_s"]
         assert len(runs) == 2 and all(r > 0 for r in runs)
@@ -205,7 +213,7 @@ def test_timing_summary_is_computed_from_the_recorded_runs(study):
         assert t["std_s"] == pytest.approx(float(np.std(runs, ddof=1)))
         assert t["median_s"] == pytest.approx(statistics.median(runs))
         assert t["init_s"] > 0
-        assert float(csv_rows[t["backend"]]["mean_s"]) == pytest.approx(t["mean_s"])
+        assert float(csv_rows[(t["model"], t["backend"])]["mean_s"]) == pytest.approx(t["mean_s"])
     report = (out / "report.md").read_text()
     torch_row = next(s for s in results["timing_summary"] if s["backend"] == "torch")
     assert f"{torch_row['mean_s'] * 1000:.1f} ± {torch_row['std_s'] * 1000:.1f}" in report
@@ -266,9 +274,13 @@ def test_results_json_records_the_configuration(study, crop_path):
     assert cfg["degrader"] == Degrader.preset("thesis", size=SIZE).to_dict()
     assert cfg["degrader"]["steps"][0]["type"] == "CenterCrop"
     assert cfg["model"]["name"] == "dermsr-blind-x4" and len(cfg["model"]["sha256"]) == 64
-    # the default study also scores the reference study's released weights, with their own verdict
-    assert cfg["compare_models"] == ["realesr-animevideov3-x4"]
-    assert set(data["model_verdicts"]) == {"realesr-animevideov3-x4"}
+    # the default study also compares the reference study's released weights (this fixture leaves
+    # them out to stay fast; test_study_models.py runs several models)
+    from dermsr.evaluate.study import StudyConfig
+
+    assert StudyConfig().model_specs == (None, "realesr-animevideov3-x4")
+    assert cfg["compare_models"] == [] and [m["label"] for m in cfg["models"]] == [MODEL]
+    assert set(data["model_verdicts"]) == {MODEL} and data["verdict"] == data["model_verdicts"][MODEL]
     assert {r["name"] for r in cfg["runtimes"]} >= {"torch", FAKE}
     torch_rt = next(r for r in cfg["runtimes"] if r["name"] == "torch")
     assert torch_rt["available"] and torch_rt["version"]
@@ -286,8 +298,8 @@ def test_lpips_values_when_the_backbone_is_available(study):
     if _backbone() is None:
         pytest.skip("shared LPIPS backbone not found")
     _, results = study
-    rows = {r["method"]: r for r in results["ground_truth"]}
-    assert 0 < rows["torch"]["lpips"] < 1 and 0 < rows["bicubic"]["lpips"] < 1
+    rows = {(r["method"], r["backend"]): r for r in results["ground_truth"]}
+    assert 0 < rows[(MODEL, "torch")]["lpips"] < 1 and 0 < rows[("bicubic", None)]["lpips"] < 1
     for r in results["pairwise"]:
         assert 0 <= r["lpips"] < 0.05  # runtimes agree closely
 
@@ -297,7 +309,8 @@ def test_lpips_uses_the_packaged_backbone_and_is_skipped_loudly_when_it_cannot_r
     from dermsr.evaluate.study import run_study
 
     monkeypatch.delenv("DERMSR_LPIPS_BACKBONE", raising=False)
-    kw = dict(images=(crop_path,), backends=("torch",), runs=1, size=32, progress=False, figures=False)
+    kw = dict(images=(crop_path,), backends=("torch",), runs=1, size=32, progress=False, figures=False,
+              speed=False, compare_models=())
     results = run_study(tmp_path / "default", **kw)  # no backbone given: the one shipped, offline
     assert results["config"]["lpips"]["computed"] is True
     assert "(packaged)" in results["config"]["lpips"]["backbone"]
@@ -317,7 +330,8 @@ def test_lpips_uses_the_packaged_backbone_and_is_skipped_loudly_when_it_cannot_r
 def test_resume_reuses_cached_runs(tmp_path, crop_path):
     from dermsr.evaluate.study import run_study
 
-    kw = dict(images=(crop_path,), backends=("torch",), runs=1, size=32, progress=False, figures=False)
+    kw = dict(images=(crop_path,), backends=("torch",), runs=1, size=32, progress=False, figures=False,
+              speed=False, compare_models=())
     first = run_study(tmp_path, **kw)
     second = run_study(tmp_path, **kw)
     assert second["timing"][0]["cached"] is True
@@ -343,7 +357,7 @@ def test_cli_runs_the_study(tmp_path, crop_path, capsys):
     from dermsr.cli import main
 
     code = main(["study", str(crop_path), "--out", str(tmp_path), "--backends", "torch", "--runs", "1",
-                 "--size", "32", "--no-figures", "--quiet"])
+                 "--size", "32", "--no-figures", "--quiet", "--no-speed", "--compare-models", "none"])
     assert code == 0
     assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
     assert "studied 1 image(s) on torch" in capsys.readouterr().err
@@ -384,7 +398,7 @@ def test_corrupted_runs_cannot_be_missed(tmp_path, crop_path):
     register(FlakyBackend)
     try:
         results = run_study(tmp_path, images=(crop_path,), backends=("torch", "flaky-test"), runs=2,
-                            repeats=3, size=32, progress=False, figures=False)
+                            repeats=3, size=32, progress=False, figures=False, compare_models=())
     finally:
         unregister("flaky-test")
     # calls: 1 = first run, 2-3 = timed (3 is corrupted), 4-6 = consistency (6 is corrupted)
@@ -419,13 +433,14 @@ def test_speed_is_measured_as_bench_measures_it(study, runtimes):
     out, results = study
     speed = {s["backend"]: s for s in results["speed"]}
     assert set(speed) == set(results["config"]["backends_run"])
+    assert {s["model"] for s in results["speed"]} == {MODEL}
     for s in speed.values():
         assert s["status"] == "ok" and len(s["times_ms"]) == results["config"]["runs"]
         assert s["median_ms"] == pytest.approx(statistics.median(s["times_ms"]))
         assert s["memory_method"] == "ru_maxrss delta, fresh process"
     fastest = min(speed.values(), key=lambda s: s["median_ms"])["backend"]
     report = (out / "report.md").read_text()
-    assert f"Fastest on this machine: **{fastest}**" in report
+    assert f"Fastest on this machine: **{fastest}** for `{MODEL}`" in report
     # and the runtime the default backend="auto" resolves to, as dermsr info says
     from dermsr.backends import resolve_backend
 
@@ -434,8 +449,9 @@ def test_speed_is_measured_as_bench_measures_it(study, runtimes):
 
 
 def test_compared_models_are_scored_against_the_ground_truth(tmp_path, crop_path):
-    """--compare-models puts other models beside the runtimes' model against the ground truth:
-    its row equals an independent recomputation, and the report states its own verdict."""
+    """--compare-models puts other models beside the main one against the ground truth (each
+    on every runtime, like --models): its row equals an independent recomputation, and the
+    report states its own verdict."""
     import torch
     from skimage.metrics import peak_signal_noise_ratio
 
@@ -455,5 +471,5 @@ def test_compared_models_are_scored_against_the_ground_truth(tmp_path, crop_path
     assert v["metrics"]["psnr"]["better"] == (row["psnr"] > next(
         r for r in results["ground_truth"] if r["method"] == "bicubic")["psnr"])
     report = (tmp_path / "report.md").read_text()
-    assert "For comparison, the model `dermsr-isic-x4`" in report
+    assert "`dermsr-isic-x4` (on `torch`) " in report  # its own verdict paragraph
     assert f"Model `dermsr-isic-x4` against the ground truth vs bicubic: **{v['verdict']}**" in report

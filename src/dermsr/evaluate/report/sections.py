@@ -9,6 +9,7 @@ from typing import Any
 
 from ..metric_info import FIDELITY_METRICS, METRIC_INFO
 from .blocks import Block, Bullets, Callout, Code, Figure, Heading, Paragraph, Table, fmt, json_safe
+from .records import ModelComparison
 
 # ---------------------------------------------------------------------------------------------
 # the study report
@@ -21,8 +22,10 @@ METRIC_LABEL = {m.name: m.label for m in METRIC_INFO.values()}
 #: The thesis's table numbers for the pairwise metrics.
 THESIS_TABLE = {"mse": 2, "psnr": 3, "ssim": 4, "lpips": 5}
 
-#: CSV files written beside the report and the rows (results.json keys) they hold.
+#: CSV files written beside the report and the rows (results.json keys) they hold; models.csv
+#: holds the rows of :meth:`ModelComparison.csv_rows <dermsr.evaluate.report.records.ModelComparison.csv_rows>`.
 CSV_FILES = {
+    "models.csv": "model_comparison",
     "timing.csv": "timing",
     "timing_summary.csv": "timing_summary",
     "pairwise.csv": "pairwise",
@@ -32,11 +35,13 @@ CSV_FILES = {
 
 #: Leading columns of each CSV (any further keys follow), so an empty table still has a header.
 CSV_COLUMNS = {
-    "timing": ["image", "backend", "init_s", "n", "mean_s", "std_s", "median_s", "min_s", "max_s", "runs_s"],
-    "timing_summary": ["backend", "init_s_first", "init_s_mean", "n", "mean_s", "std_s", "median_s", "min_s", "max_s"],
-    "pairwise": ["image", "a", "b", "mse", "psnr", "ssim", "lpips", "max_abs", "mean_abs"],
-    "ground_truth": ["image", "method", "mse", "psnr", "ssim", "lpips", "max_abs", "mean_abs", "sharpness"],
-    "consistency": ["image", "backend", "runs", "verdict", "bit_identical", "max_abs_dev", "nonfinite",
+    "timing": ["image", "model", "backend", "init_s", "n", "mean_s", "std_s", "median_s", "min_s", "max_s",
+               "runs_s"],
+    "timing_summary": ["model", "backend", "init_s_first", "init_s_mean", "n", "mean_s", "std_s", "median_s",
+                       "min_s", "max_s"],
+    "pairwise": ["image", "model", "a", "b", *FIDELITY_METRICS, "max_abs", "mean_abs"],
+    "ground_truth": ["image", "method", "model", "backend", *FIDELITY_METRICS, "max_abs", "mean_abs", "sharpness"],
+    "consistency": ["image", "model", "backend", "runs", "verdict", "bit_identical", "max_abs_dev", "nonfinite",
                     "out_of_range", "extreme", "blank", "failures"],
 }
 
@@ -65,66 +70,77 @@ def _images(results: Mapping[str, Any]) -> list[str]:
 def _speed_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [s for s in results.get("speed") or [] if s.get("status") == "ok" and s.get("median_ms") is not None]
 
+def _models(results: Mapping[str, Any]) -> list[str]:
+    """The models' labels, the main one first."""
+    return [m["label"] for m in results["config"]["models"]]
+
+def _fastest_line(results: Mapping[str, Any]) -> str:
+    """"Fastest on this machine: **runtime** for `model` (… ms median); …", one clause per model."""
+    c = ModelComparison.from_results(results)
+    what = "median" if c.fresh_speed else "in-process median"
+    parts = [f"**{f.backend}** for `{m.label}` ({fmt(f.ms(c.fresh_speed), '.1f')} ms {what})"
+             for m in c.models if (f := m.fastest(c.fresh_speed)) is not None]
+    if not parts:
+        return ""
+    return ("Fastest on this machine: " + "; ".join(parts) + ". Which runtime is fastest depends on the "
+            "machine; a phone can rank them differently.")
+
 def _timing_blocks(results: Mapping[str, Any]) -> list[Block]:
     versions = {r["name"]: r.get("version") for r in results["config"]["runtimes"]}
     summary = results["timing_summary"]
     speed = _speed_rows(results)
+    runs = results["config"]["runs"]
     blocks: list[Block] = [Heading(2, "1. Inference time (thesis Table 1)", "timing")]
     if speed:
         size = f"{speed[0]['width']}×{speed[0]['height']}"
         blocks += [
             Paragraph(
-                f"Measured as `dermsr bench` measures: each runtime in a fresh process (so no other "
-                f"runtime's thread pool competes), initialisation (load, any export, first run), one "
-                f"warm-up run, then {results['config']['runs']} timed `Enhancer.run` calls on a {size} "
-                "input; the median is the figure to compare. The same numbers come from "
-                f"`dermsr bench --sizes {speed[0]['width']} --repeat {results['config']['runs']} --no-raw`."
+                f"Measured as `dermsr bench` measures: each model on each runtime in a fresh process (so no "
+                f"other runtime's thread pool competes), initialisation (load, any export, first run), one "
+                f"warm-up run, then {runs} timed `Enhancer.run` calls on a {size} input; the median is the "
+                f"figure to compare. The same numbers come from `dermsr bench --model MODEL --sizes "
+                f"{speed[0]['width']} --repeat {runs} --no-raw`."
             ),
-            Table(["runtime", "version", "median (ms)", "min (ms)", "max (ms)", "initialisation (ms)"],
-                  [[f"`{s['backend']}`", versions.get(s["backend"]) or s.get("runtime_version") or "n/a",
+            Table(["model", "runtime", "version", "median (ms)", "min (ms)", "max (ms)", "initialisation (ms)"],
+                  [[f"`{s['model']}`", f"`{s['backend']}`",
+                    versions.get(s["backend"]) or s.get("runtime_version") or "n/a",
                     fmt(s.get("median_ms"), ".1f"), fmt(s.get("min_ms"), ".1f"), fmt(s.get("max_ms"), ".1f"),
                     fmt(s.get("init_ms"), ".0f")] for s in speed],
-                  numeric=(2, 3, 4, 5)),
+                  numeric=(3, 4, 5, 6)),
         ]
-        fastest = min(speed, key=lambda s: s["median_ms"])
+        auto = results["config"].get("auto_backend")
         blocks.append(Paragraph(
-            f"Fastest on this machine: **{fastest['backend']}** ({fmt(fastest['median_ms'], '.1f')} ms median). "
-            "Which runtime is fastest depends on the machine; a phone can rank them differently."
+            _fastest_line(results)
             + (f" `backend=\"auto\"` (the default) picks **{auto}** here, from the measured order "
-               "`dermsr.enhance.enhancer.AUTO_ORDER`." if (auto := results["config"].get("auto_backend")) else "")
+               "`dermsr.enhance.enhancer.AUTO_ORDER`." if auto else "")
         ))
     rows = [[
-        f"`{s['backend']}`", versions.get(s["backend"]) or "n/a", fmt(s.get("init_s_first"), ".3f"),
+        f"`{s['model']}`", f"`{s['backend']}`", versions.get(s["backend"]) or "n/a", fmt(s.get("init_s_first"), ".3f"),
         f"{_ms(s.get('mean_s'))} ± {_ms(s.get('std_s'))}", _ms(s.get("median_s")),
         _ms(s.get("min_s")), str(s.get("n", 0)),
     ] for s in summary]
     blocks += [
         Paragraph(
-            ("In-process timings, the thesis's protocol: " if speed else "")
-            + f"inference only, each of the {results['config']['runs']} timed calls of `Enhancer.run` on the "
+            ("In-process timings, the thesis's protocol: inference only" if speed else "Inference only")
+            + f", each of the {runs} timed calls of `Enhancer.run` on the "
             "prepared float32 NCHW tensor of each image, after one warm-up call, with every runtime loaded "
             "in this one process (their thread pools compete, so these run slower than the fresh-process "
             "figures above). Initialisation (runtime load, any model export or compilation, and the first run) is "
             "timed separately; for the first image it includes a one-time model conversion when the "
             "runtime's artifact cache is cold. Pooled over all images; ± is the sample standard deviation."
         ),
-        Table(["runtime", "version", "initialisation (s, first image)", "inference mean ± std (ms)",
-               "median (ms)", "min (ms)", "runs"], rows, numeric=(2, 3, 4, 5, 6)),
+        Table(["model", "runtime", "version", "initialisation (s, first image)", "inference mean ± std (ms)",
+               "median (ms)", "min (ms)", "runs"], rows, numeric=(3, 4, 5, 6, 7)),
     ]
     per = [[
-        t["image"], f"`{t['backend']}`", fmt(t.get("init_s"), ".3f"),
+        t["image"], f"`{t['model']}`", f"`{t['backend']}`", fmt(t.get("init_s"), ".3f"),
         f"{_ms(t.get('mean_s'))} ± {_ms(t.get('std_s'))}", _ms(t.get("median_s")),
         " ".join(_ms(v) for v in t.get("runs_s", [])) or "n/a",
     ] for t in results["timing"]]
-    blocks.append(Table(["image", "runtime", "initialisation (s)", "mean ± std (ms)", "median (ms)",
-                         "every run (ms)"], per, caption="Per image", numeric=(2, 3, 4)))
-    if summary and not speed:
-        fastest = min((s for s in summary if s.get("mean_s") is not None), key=lambda s: s["mean_s"], default=None)
-        if fastest is not None:
-            blocks.append(Paragraph(
-                f"Fastest on this machine: **{fastest['backend']}** ({_ms(fastest['mean_s'])} ms mean). "
-                "Which runtime is fastest depends on the machine; a phone can rank them differently."
-            ))
+    blocks.append(Table(["image", "model", "runtime", "initialisation (s)", "mean ± std (ms)", "median (ms)",
+                         "every run (ms)"], per, caption="Per image", numeric=(3, 4, 5)))
+    if not speed and _fastest_line(results):
+        blocks.append(Paragraph(_fastest_line(results)))
     return blocks
 
 def _pairwise_blocks(results: Mapping[str, Any]) -> list[Block]:
@@ -132,27 +148,39 @@ def _pairwise_blocks(results: Mapping[str, Any]) -> list[Block]:
     images = _images(results)
     blocks: list[Block] = [Heading(2, "2. Agreement between runtimes (thesis Tables 2-5)", "pairwise")]
     if not rows:
-        blocks.append(Callout("note", "Fewer than two runtimes produced output, so there is nothing to compare."))
+        blocks.append(Callout("note", "No model produced output on two runtimes, so there is nothing to compare."))
         return blocks
     blocks.append(Paragraph(
-        "Every pair of runtimes, on the same degraded input: identical outputs give MSE 0, "
-        "PSNR inf, SSIM 1 and LPIPS 0. Outputs are the clamped [0, 1] images `Enhancer.run` returns."
+        "Every pair of runtimes, on the same degraded input"
+        + (", for each model" if len(_models(results)) > 1 else "")
+        + ": identical outputs give MSE 0, PSNR inf, SSIM 1 and LPIPS 0. Outputs are the clamped [0, 1] "
+        "images `Enhancer.run` returns."
     ))
-    pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
     lpips_ok = results["config"]["lpips"]["computed"]
-    for m in (*METRICS_ORDER, "max_abs"):
-        if m == "lpips" and not lpips_ok:
-            blocks.append(Callout("warning", "LPIPS (thesis Table 5) was **not computed**: " + _lpips_how(results)))
+    if not lpips_ok:
+        blocks.append(Callout("warning", "LPIPS (thesis Table 5) was **not computed**: " + _lpips_how(results)))
+    several = len(_models(results)) > 1
+    for model in _models(results):
+        mine = [r for r in rows if r.get("model") == model]
+        if not mine:
+            if several:
+                blocks.append(Paragraph(f"`{model}` produced output on fewer than two runtimes: nothing to compare."))
             continue
-        table_rows = []
-        for a, b in pairs:
-            vals = {r["image"]: r.get(m) for r in rows if (r["a"], r["b"]) == (a, b)}
-            table_rows.append([f"`{a}` vs `{b}`", *(fmt_metric(m, vals.get(i)) for i in images),
-                               fmt_metric(m, _mean(vals.values()))])
-        caption = (f"Thesis Table {THESIS_TABLE[m]}: {METRIC_LABEL[m]}" if m in THESIS_TABLE
-                   else f"{METRIC_LABEL[m]} ({METRIC_INFO[m].description}; not in the thesis)")
-        blocks.append(Table(["pair", *images, "mean"], table_rows, caption=caption,
-                            numeric=tuple(range(1, len(images) + 2))))
+        if several:
+            blocks.append(Heading(3, f"`{model}`"))
+        pairs = list(dict.fromkeys((r["a"], r["b"]) for r in mine))
+        for m in (*METRICS_ORDER, "max_abs"):
+            if m == "lpips" and not lpips_ok:
+                continue
+            table_rows = []
+            for a, b in pairs:
+                vals = {r["image"]: r.get(m) for r in mine if (r["a"], r["b"]) == (a, b)}
+                table_rows.append([f"`{a}` vs `{b}`", *(fmt_metric(m, vals.get(i)) for i in images),
+                                   fmt_metric(m, _mean(vals.values()))])
+            caption = (f"Thesis Table {THESIS_TABLE[m]}: {METRIC_LABEL[m]}" if m in THESIS_TABLE
+                       else f"{METRIC_LABEL[m]} ({METRIC_INFO[m].description}; not in the thesis)")
+            blocks.append(Table(["pair", *images, "mean"], table_rows, caption=caption,
+                                numeric=tuple(range(1, len(images) + 2))))
     return blocks
 
 METRICS_ORDER = FIDELITY_METRICS
@@ -164,103 +192,39 @@ def _lpips_how(results: Mapping[str, Any]) -> str:
             "environment variable `DERMSR_LPIPS_BACKBONE=PATH` (torchvision's "
             "`alexnet-owt-7be5be79.pth`, or AlexNet's `features` state dict), then run the study again.")
 
-def _truth_blocks(results: Mapping[str, Any]) -> list[Block]:
-    rows = results["ground_truth"]
-    images = _images(results)
-    lpips_ok = results["config"]["lpips"]["computed"]
-    metrics = [m for m in METRICS_ORDER if lpips_ok or m != "lpips"]
-    blocks: list[Block] = [
-        Heading(2, "3. Against the ground truth (not in the thesis)", "ground-truth"),
-        Paragraph(
-            "The thesis compared runtimes only with each other, which says whether they agree but not "
-            "whether the model helps. Here every output, and a bicubic ×scale upscale of the same "
-            "low-resolution input, is scored against the ground truth: "
-            f"{results['config']['ground_truth']}. Sharpness is the variance of the Laplacian of the grey "
-            "image (higher is sharper; not a measure of fidelity)."
-        ),
-    ]
-    blocks.extend(_verdict_blocks(results.get("verdict")))
-    for m, mv in (results.get("model_verdicts") or {}).items():
-        blocks.append(Paragraph(f"For comparison, the model `{m}` (on `{results['config'].get('compare_backend')}`):"))
-        blocks.extend(_verdict_blocks(mv))
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    mean_rows = []
-    for method in methods:
-        mine = [r for r in rows if r["method"] == method]
-        label = "**bicubic baseline**" if method == "bicubic" else (
-            "ground truth" if method == "ground truth" else f"`{method}`")
-        mean_rows.append([label, *(fmt_metric(m, _mean(r.get(m) for r in mine)) if method != "ground truth"
-                                   else "—" for m in metrics),
-                          fmt_metric("sharpness", _mean(r.get("sharpness") for r in mine))])
-    headers = [METRIC_LABEL[m] for m in metrics]
-    blocks.append(Table(["method", *headers, "sharpness"], mean_rows,
-                        caption=f"Mean over {len(images)} image(s)", numeric=tuple(range(1, len(metrics) + 2))))
-    per_rows = [[r["image"], "bicubic baseline" if r["method"] == "bicubic" else r["method"],
-                 *(fmt_metric(m, r.get(m)) if r["method"] != "ground truth" else "—" for m in metrics),
-                 fmt_metric("sharpness", r.get("sharpness"))] for r in rows]
-    blocks.append(Table(["image", "method", *headers, "sharpness"], per_rows, caption="Per image",
-                        numeric=tuple(range(2, len(metrics) + 3))))
-    if not lpips_ok:
-        blocks.append(Callout("warning", "LPIPS against the ground truth was **not computed**: " + _lpips_how(results)))
-    return blocks
-
-_DIRECTION = {m: "higher" if METRIC_INFO[m].higher_is_better else "lower" for m in FIDELITY_METRICS}
-
-def _verdict_blocks(v: Mapping[str, Any] | None) -> list[Block]:
-    if not v or not v.get("metrics"):
-        return [Callout("note", "No runtime produced output, so the enhancement could not be judged.")]
-    method = v["method"]
-    parts = []
-    for m, d in v["metrics"].items():
-        word = "better" if d["better"] else "worse"
-        parts.append(
-            f"{METRIC_LABEL[m]} {fmt_metric(m, d['method_mean'])} vs {fmt_metric(m, d['baseline_mean'])} "
-            f"({word}; {_DIRECTION[m]} is better; wins on {d['wins']} of {d['images']} image(s))"
-        )
-    headline = {
-        "helps": f"**Yes: on these images the enhancement helps.** `{method}` beats the bicubic baseline "
-                 "on every metric against the ground truth.",
-        "does not help": f"**No: on these images the enhancement does not help.** `{method}` is worse than "
-                         "plain bicubic upscaling on every metric against the ground truth.",
-        "mixed": f"**Partly: on these images the enhancement helps on some metrics and hurts on others.** "
-                 f"Against the ground truth, `{method}` is better than bicubic on "
-                 + ", ".join(METRIC_LABEL[m] for m, d in v["metrics"].items() if d["better"])
-                 + " and worse on "
-                 + ", ".join(METRIC_LABEL[m] for m, d in v["metrics"].items() if not d["better"]) + ".",
-    }.get(v["verdict"], "The comparison with the baseline is inconclusive.")
-    return [Paragraph("Does the enhancement help? " + headline),
-            Bullets([f"{p} (mean over images, `{method}` vs bicubic)" for p in parts])]
-
 def _consistency_blocks(results: Mapping[str, Any]) -> list[Block]:
     rows = results["consistency"]
     lo, hi = results["config"].get("consistency_range", (None, None))
     bound = f"[{fmt(lo, 'g')}, {fmt(hi, 'g')}]"
-    blocks: list[Block] = [
-        Heading(2, "4. Repeated-run consistency", "consistency"),
-        Paragraph(
-            f"After the timed runs, each runtime ran the same input {results['config']['repeats']} more "
-            "times through its raw session (before dermsr's output check and clamping), as the thesis's "
-            f"repeated runs did. Each output is checked for non-finite values, values outside {bound} "
-            "(beyond any overshoot of [0, 1] the model shows on real inputs; the bound `Enhancer.run` enforces), extreme "
-            "values (|v| > 1000), blank images and exceptions, and compared with the first run. The "
-            "thesis's ExecuTorch app sometimes returned values like 5.6e19 or all-black images."
-        ),
-    ]
+    repeats = results["config"]["repeats"]
+    blocks: list[Block] = [Heading(2, "4. Repeated-run consistency", "consistency")]
+    if not repeats:
+        blocks.append(Paragraph("Skipped (`--repeats 0`): no runtime ran the same input again."))
+        return blocks
+    blocks.append(Paragraph(
+        f"After the timed runs, each runtime ran the same input {repeats} more "
+        "times through its raw session (before dermsr's output check and clamping), as the thesis's "
+        f"repeated runs did. Each output is checked for non-finite values, values outside {bound} "
+        "(beyond any overshoot of [0, 1] the model shows on real inputs; the bound `Enhancer.run` enforces), extreme "
+        "values (|v| > 1000), blank images and exceptions, and compared with the first run. The "
+        "thesis's ExecuTorch app sometimes returned values like 5.6e19 or all-black images."
+    ))
     table = [[
-        f"`{r['backend']}`", r["image"], str(r.get("runs", "n/a")), r.get("verdict", "n/a"),
+        f"`{r.get('model')}`", f"`{r['backend']}`", r["image"], str(r.get("runs", "n/a")), r.get("verdict", "n/a"),
         fmt(r.get("bit_identical")), fmt(r.get("max_abs_dev"), ".3e"), str(r.get("nonfinite", "n/a")),
         str(r.get("out_of_range", "n/a")), str(r.get("extreme", "n/a")), str(r.get("blank", "n/a")),
         str(r.get("failures", "n/a")),
     ] for r in rows]
-    blocks.append(Table(["runtime", "image", "runs", "verdict", "bit-identical", "max deviation",
+    blocks.append(Table(["model", "runtime", "image", "runs", "verdict", "bit-identical", "max deviation",
                          "non-finite values", f"values outside {bound}", "extreme values", "blank runs",
-                         "failed runs"], table, numeric=(2, 5, 6, 7, 8, 9, 10)))
+                         "failed runs"], table, numeric=(3, 6, 7, 8, 9, 10, 11)))
     bad = [r for r in rows if r.get("verdict") == "corrupted"]
     if bad:
-        detail = "; ".join(f"{r['backend']} on {r['image']}: {r.get('problems') or 'corrupted'}" for r in bad)
+        detail = "; ".join(f"{r['backend']} on {r['image']} (`{r.get('model')}`): {r.get('problems') or 'corrupted'}"
+                           for r in bad)
         blocks.append(Callout("warning", f"**Corrupted or failed runs**: {detail}"))
     elif rows:
-        unstable = sorted({r["backend"] for r in rows if r.get("bit_identical") is False})
+        unstable = sorted({f"{r['backend']} (`{r.get('model')}`)" for r in rows if r.get("bit_identical") is False})
         if unstable:
             blocks.append(Callout("note", "Repeated runs were not bit-identical (but sane) on: "
                                   + ", ".join(unstable) + "; see the largest deviation above."))
@@ -274,8 +238,10 @@ def _figure_blocks(results: Mapping[str, Any]) -> list[Block]:
     if not figs:
         blocks.append(Paragraph("No figures were drawn (`--no-figures`)."))
         return blocks
-    titles = {"grid": "Qualitative comparison", "histogram": "Grey-level histograms (thesis figures)",
-              "diff": "Difference maps against the reference runtime (thesis figures)"}
+    blocks.append(Paragraph("The models side by side on the same crop are in section 3."))
+    titles = {"grid": "Qualitative comparison, each model on every runtime",
+              "histogram": "Grey-level histograms (thesis figures)",
+              "diff": "Difference maps against each model's reference runtime (thesis figures)"}
     for kind in ("grid", "histogram", "diff"):
         mine = [f for f in figs if f["kind"] == kind]
         if mine:
@@ -285,7 +251,6 @@ def _figure_blocks(results: Mapping[str, Any]) -> list[Block]:
 
 def _config_blocks(results: Mapping[str, Any]) -> list[Block]:
     cfg = results["config"]
-    model = cfg["model"]
     mach = cfg["machine"]
     blocks: list[Block] = [
         Heading(2, "Configuration", "configuration"),
@@ -295,8 +260,7 @@ def _config_blocks(results: Mapping[str, Any]) -> list[Block]:
             f"({mach['usable_cores']} usable), {mach['platform']}, Python {mach['python']}; 1-minute load "
             f"average {fmt(mach.get('load_average_start'), '.1f')} at the start, "
             f"{fmt(mach.get('load_average_end'), '.1f')} at the end",
-            f"model: `{model['name']}` ({model['architecture']}, ×{model['scale']}, {model['num_conv']} body "
-            f"convolutions, {model['num_params']:,} parameters, sha256 `{model['sha256'][:16]}…`); {model['source']}",
+            *(_model_line(m) for m in cfg["models"]),
             f"seed {cfg['seed']}, {cfg['runs']} timed runs, {cfg['repeats']} consistency runs, "
             f"threads {cfg['threads'] if cfg['threads'] is not None else 'runtime default'}, "
             f"reference runtime `{cfg['reference_backend']}`",
@@ -324,6 +288,11 @@ def _config_blocks(results: Mapping[str, Any]) -> list[Block]:
                   + ", ".join(f"`{f}`" for f in CSV_FILES) + "."),
     ]
     return blocks
+
+def _model_line(m: Mapping[str, Any]) -> str:
+    convs = f", {m['num_conv']} body convolutions" if m.get("num_conv") is not None else ""
+    return (f"model `{m['label']}`: {m.get('architecture', 'unknown architecture')}, ×{m['scale']}{convs}, "
+            f"{m['num_params']:,} parameters, sha256 `{m['sha256'][:16]}…`; {m.get('source') or 'no source given'}")
 
 def _busy(machine: Mapping[str, Any]) -> str | None:
     """A warning when other work competed for the CPU (timings then overstate inference time)."""

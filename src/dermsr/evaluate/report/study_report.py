@@ -19,6 +19,8 @@ from .blocks import (
     write_json,
     write_text,
 )
+from .model_section import truth_blocks
+from .records import FAILED, NOT_APPLICABLE, ModelComparison
 from .sections import (
     CSV_COLUMNS,
     CSV_FILES,
@@ -29,38 +31,81 @@ from .sections import (
     _figure_blocks,
     _images,
     _lpips_how,
-    _ms,
     _pairwise_blocks,
-    _speed_rows,
     _timing_blocks,
-    _truth_blocks,
     fmt_metric,
 )
 
+
+def _model_callouts(c: ModelComparison) -> list[Block]:
+    """Runtimes that did not run a model: not applicable (a note) or failed (a warning)."""
+    blocks: list[Block] = []
+    for m in c.models:
+        for r in m.runtimes:
+            if r.status == NOT_APPLICABLE:
+                blocks.append(Callout("note", f"Runtime `{r.backend}` is **not applicable** to `{m.label}` (it "
+                                      f"cannot run this architecture): {r.reason}"))
+            elif r.status == FAILED:
+                blocks.append(Callout("warning", f"Runtime `{r.backend}` **failed** for `{m.label}` and is missing "
+                                      f"from its comparisons: {r.reason}"))
+    return blocks
+
+def _summary(results: Mapping[str, Any], c: ModelComparison) -> list[str]:
+    summary = []
+    for m in c.models:
+        if m.scores:
+            word = {"helps": "**helps**", "does not help": "**does not help**", "mixed": "**mixed**"}.get(
+                m.verdict, "inconclusive")
+            numbers = ", ".join(f"{METRIC_LABEL[k]} {fmt_metric(k, s.mean)} vs {fmt_metric(k, s.baseline_mean)}"
+                                for k, s in m.scores.items() if k != "mse")
+            summary.append(f"Model `{m.label}` against the ground truth vs bicubic: {word} (on `{m.reference}`: "
+                           f"{numbers}; section 3)")
+    if results["pairwise"]:
+        worst = min(results["pairwise"], key=lambda r: r["psnr"])
+        big = max(results["pairwise"], key=lambda r: r["max_abs"])
+        summary.append(
+            f"Runtime agreement: lowest pairwise PSNR {fmt_metric('psnr', worst['psnr'])} dB "
+            f"(`{worst['a']}` vs `{worst['b']}`, `{worst['model']}`, {worst['image']}); largest pixel difference "
+            f"{fmt_metric('max_abs', big['max_abs'])} (`{big['a']}` vs `{big['b']}`, `{big['model']}`). The thesis "
+            "reported 34-45 dB."
+        )
+    timed = [(m, m.fastest(c.fresh_speed)) for m in c.models]
+    if any(f is not None for _, f in timed):
+        how = "fresh process, as dermsr bench" if c.fresh_speed else "in process"
+        summary.append(f"Median inference time ({how}): " + "; ".join(
+            f"`{m.label}` " + ", ".join(f"{r.backend} {fmt(r.ms(c.fresh_speed), '.1f')} ms" for r in m.runtimes
+                                        if r.ms(c.fresh_speed) is not None)
+            for m, f in timed if f is not None))
+    if results["consistency"]:
+        corrupt = [r for r in results["consistency"] if r.get("verdict") == "corrupted"]
+        same = all(r.get("bit_identical") for r in results["consistency"])
+        summary.append("Repeated runs: " + ("**corrupted or failed runs found** (section 4)" if corrupt else
+                       "bit-identical on every runtime" if same else "no corruption; small run-to-run differences"))
+    return summary
 
 def build_report(results: Mapping[str, Any]) -> list[Block]:
     """The study report as blocks (see :func:`to_markdown` / :func:`to_html`)."""
     cfg = results["config"]
     run = cfg["backends_run"]
     images = _images(results)
+    c = ModelComparison.from_results(results)
+    labels = [m.label for m in c.models]
     blocks: list[Block] = [
-        Heading(1, "dermsr study: SRVGGNetCompact on " + ", ".join(run)),
+        Heading(1, "dermsr study: " + " vs ".join(labels) + " on " + (", ".join(run) or "no runtime")),
         Paragraph(
             f"{len(images)} image(s) ({', '.join(images)}) degraded with the thesis pipeline, enhanced "
-            f"×{cfg['model']['scale']} by `{cfg['model']['name']}` on {len(run)} runtime(s), compared "
-            "with each other, with the ground truth and with a bicubic baseline. "
-            f"dermsr {cfg['dermsr_version']}, {cfg['date']}, {cfg['machine']['cpu_model']} "
+            f"×{cfg['model']['scale']} by " + ", ".join(f"`{m}`" for m in labels)
+            + f" on {len(run)} runtime(s), compared with each other, with the ground truth and with a bicubic "
+            f"baseline. dermsr {cfg['dermsr_version']}, {cfg['date']}, {cfg['machine']['cpu_model']} "
             f"({cfg['machine']['usable_cores']} cores); the study took {fmt(results.get('wall_time_s'), '.1f')} s."
         ),
     ]
     for s in cfg["backends_skipped"]:
         blocks.append(Callout("note", f"Runtime `{s['backend']}` was **skipped**: {s['reason']}"))
-    for s in cfg.get("backends_failed", []):
-        blocks.append(Callout("warning", f"Runtime `{s['backend']}` **failed** and is missing from the "
-                              f"comparisons: {s['reason']}"))
+    blocks += _model_callouts(c)
     errors = results.get("run_errors", [])
     if errors:
-        shown = "; ".join(f"{e['backend']} on {e['image']}, {e['error']}" for e in errors[:10])
+        shown = "; ".join(f"{e['backend']} on {e['image']} (`{e['model']}`), {e['error']}" for e in errors[:10])
         more = f" (and {len(errors) - 10} more in results.json)" if len(errors) > 10 else ""
         blocks.append(Callout("warning", f"**{len(errors)} run(s) raised an error** (left out of the timings): {shown}{more}"))
     if not cfg["lpips"]["computed"]:
@@ -70,43 +115,12 @@ def build_report(results: Mapping[str, Any]) -> list[Block]:
     busy = _busy(cfg["machine"])
     if busy:
         blocks.append(Callout("warning", busy))
-    summary = []
-    v = results.get("verdict")
-    if v and v.get("metrics"):
-        word = {"helps": "**helps**", "does not help": "**does not help**", "mixed": "**mixed**"}.get(
-            v["verdict"], "inconclusive")
-        numbers = ", ".join(
-            f"{METRIC_LABEL[m]} {fmt_metric(m, d['method_mean'])} vs {fmt_metric(m, d['baseline_mean'])}"
-            for m, d in v["metrics"].items() if m != "mse")
-        summary.append(f"Enhancement against the ground truth, `{v['method']}` vs bicubic: {word} ({numbers}; "
-                       "section 3)")
-    if results["pairwise"]:
-        worst = min(results["pairwise"], key=lambda r: r["psnr"])
-        big = max(results["pairwise"], key=lambda r: r["max_abs"])
-        summary.append(
-            f"Runtime agreement: lowest pairwise PSNR {fmt_metric('psnr', worst['psnr'])} dB "
-            f"(`{worst['a']}` vs `{worst['b']}`, {worst['image']}); largest pixel difference "
-            f"{fmt_metric('max_abs', big['max_abs'])} (`{big['a']}` vs `{big['b']}`). The thesis reported 34-45 dB."
-        )
-    if _speed_rows(results):
-        summary.append("Median inference time (fresh process, as dermsr bench): " + ", ".join(
-            f"{s['backend']} {fmt(s['median_ms'], '.1f')} ms" for s in _speed_rows(results)))
-    elif results["timing_summary"]:
-        summary.append("Mean inference time: " + ", ".join(
-            f"{s['backend']} {_ms(s['mean_s'])} ms" for s in results["timing_summary"]))
-    for m, mv in (results.get("model_verdicts") or {}).items():
-        if mv.get("metrics"):
-            summary.append(f"Model `{m}` against the ground truth vs bicubic: **{mv['verdict']}** (section 3)")
-    if results["consistency"]:
-        corrupt = [r for r in results["consistency"] if r.get("verdict") == "corrupted"]
-        same = all(r.get("bit_identical") for r in results["consistency"])
-        summary.append("Repeated runs: " + ("**corrupted or failed runs found** (section 4)" if corrupt else
-                       "bit-identical on every runtime" if same else "no corruption; small run-to-run differences"))
+    summary = _summary(results, c)
     if summary:
         blocks.append(Bullets(summary))
     blocks += _timing_blocks(results)
     blocks += _pairwise_blocks(results)
-    blocks += _truth_blocks(results)
+    blocks += truth_blocks(results)
     blocks += _consistency_blocks(results)
     blocks += _figure_blocks(results)
     blocks += _config_blocks(results)
@@ -122,8 +136,11 @@ def write_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, P
     blocks = build_report(results)
     written = {"results.json": write_json(out / "results.json", results)}
     for file, key in CSV_FILES.items():
-        rows = results.get(key, [])
-        columns = list(CSV_COLUMNS.get(key, []))
+        if key == "model_comparison":
+            c = ModelComparison.from_results(results)
+            rows, columns = c.csv_rows(), c.csv_columns()
+        else:
+            rows, columns = results.get(key, []), list(CSV_COLUMNS.get(key, []))
         for r in rows:
             columns.extend(k for k in r if k not in columns)
         written[file] = write_csv(out / file, rows, columns)

@@ -52,12 +52,14 @@ def bicubic_baseline(lr: np.ndarray, scale: int) -> np.ndarray:
 
     return upscale(_hwc(lr), scale, "bicubic")
 
-def enhancement_verdict(truth: Sequence[dict[str, Any]], method: str) -> dict[str, Any]:
+def enhancement_verdict(truth: Sequence[dict[str, Any]], method: str, backend: str | None = None) -> dict[str, Any]:
     """Does ``method`` beat the bicubic baseline against the ground truth?
 
     For each metric present: the mean over images of ``method`` and of the baseline, how many
     images ``method`` wins, and whether it is better on the mean. ``verdict`` is "helps"
-    (better on every metric), "does not help" (better on none) or "mixed".
+    (better on every metric), "does not help" (better on none) or "mixed". A study's rows carry
+    a model (``method``) on one runtime each (``backend``); ``backend`` picks the runtime's rows
+    (None: the rows of ``method`` whatever their runtime).
 
     >>> rows = [{"image": "a", "method": "torch", "psnr": 30.0, "ssim": 0.9},
     ...         {"image": "a", "method": "bicubic", "psnr": 31.0, "ssim": 0.8}]
@@ -65,7 +67,8 @@ def enhancement_verdict(truth: Sequence[dict[str, Any]], method: str) -> dict[st
     >>> v["verdict"], v["metrics"]["psnr"]["better"], v["metrics"]["ssim"]["wins"]
     ('mixed', False, 1)
     """
-    mine = {r["image"]: r for r in truth if r.get("method") == method}
+    mine = {r["image"]: r for r in truth
+            if r.get("method") == method and (backend is None or r.get("backend") == backend)}
     base = {r["image"]: r for r in truth if r.get("method") == BICUBIC}
     images = [i for i in mine if i in base]
     per_metric: dict[str, Any] = {}
@@ -91,7 +94,7 @@ def enhancement_verdict(truth: Sequence[dict[str, Any]], method: str) -> dict[st
         verdict = "does not help"
     else:
         verdict = "mixed"
-    return {"method": method, "baseline": BICUBIC, "verdict": verdict, "metrics": per_metric}
+    return {"method": method, "backend": backend, "baseline": BICUBIC, "verdict": verdict, "metrics": per_metric}
 
 # ---------------------------------------------------------------------------------------------
 # one runtime on one image

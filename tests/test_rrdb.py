@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from _support import tiny_rrdb
 from dermsr import Enhancer
@@ -223,3 +225,27 @@ def test_exports_run_in_the_raw_runtimes(tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
     (y,) = sess.run(None, {sess.get_inputs()[0].name: x})
     assert np.abs(y - ref).max() <= 1e-5
+
+
+@settings(max_examples=25, deadline=None)
+@given(num_block=st.integers(1, 3), num_feat=st.sampled_from([4, 8, 12]), num_grow_ch=st.sampled_from([2, 4, 8]),
+       channels=st.sampled_from([1, 3]), seed=st.integers(0, 2**16))
+def test_any_rrdbnet_round_trips_through_ncnn_files_and_its_state_dict(num_block, num_feat, num_grow_ch, channels, seed):
+    import tempfile
+    from pathlib import Path
+
+    from dermsr.models import Model
+    from dermsr.models.rrdb import infer_rrdb_config
+
+    config = RRDBConfig(num_in_ch=channels, num_out_ch=channels, num_feat=num_feat, num_block=num_block,
+                        num_grow_ch=num_grow_ch)
+    rng = np.random.default_rng(seed)
+    weights = {k: rng.normal(0, 0.1, s).astype(np.float32) for k, s in rrdb_expected_shapes(config).items()}
+    assert infer_rrdb_config(weights) == config
+    param, binf = ncnn_files(Model("h", config, weights))
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "m.param").write_text(param)
+        (Path(tmp) / "m.bin").write_bytes(binf)
+        got_config, got = import_ncnn(Path(tmp) / "m.param", Path(tmp) / "m.bin")
+    assert got_config == config
+    assert all(np.array_equal(got[k], weights[k]) for k in weights) and len(got) == len(weights)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import CheckpointError
+from .sizes import ANY_SIZE, SizeRequirements
 from .spec import conv_gflops, torch_state_dict
 
 __all__ = ["RRDBConfig", "conv_keys", "infer_rrdb_config", "is_rrdb_state_dict", "rrdb_expected_shapes"]
@@ -83,6 +84,14 @@ class RRDBConfig:
     @property
     def auto_tile(self) -> int:
         return AUTO_TILE
+
+    @property
+    def size_requirements(self) -> SizeRequirements:
+        return ANY_SIZE
+
+    @property
+    def tile_align(self) -> int:
+        return 1
 
     def details(self) -> dict[str, Any]:
         return {"num_feat": self.num_feat, "num_block": self.num_block, "num_grow_ch": self.num_grow_ch}

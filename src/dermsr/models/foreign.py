@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -34,7 +35,7 @@ from .spec import Model, torch_state_dict
 __all__ = ["TILE_CONTEXT", "SpandrelConfig", "check_native", "spandrel_config"]
 
 #: Tile context by default, in low-resolution pixels per side. The receptive field is unknown.
-#: On the tiny random networks of tests/test_spandrel.py, tile windows aligned (``tile_align``),
+#: On tiny random networks like those of tests/test_spandrel.py, windows aligned (``tile_align``),
 #: tiled output was within 2.4e-5 of untiled output from 16 pixels on (SPAN, ESRGAN, SwinIR,
 #: HAT, DAT), from 24 for SAFMN, and RCAN, whose channel attention pools the whole image, never
 #: matched exactly (3.1e-4 at 32, 6.5e-5 at 48). Real networks are far deeper, so the default is
@@ -218,7 +219,10 @@ def _descriptor(weights: Mapping[str, np.ndarray]) -> Any:
     import spandrel
 
     state = spandrel.canonicalize_state_dict(torch_state_dict(weights))
-    return spandrel.ModelLoader(device="cpu").load_from_state_dict(state)
+    with warnings.catch_warnings():  # construction-time deprecation notes of the architectures' code
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return spandrel.ModelLoader(device="cpu").load_from_state_dict(state)
 
 
 def _brief(exc: Exception, lines: int = 3, chars: int = 400) -> str:
@@ -243,10 +247,11 @@ def spandrel_config(weights: Mapping[str, np.ndarray], source: str = "state dict
 
     why = f"{native_error}; " if native_error else (
         f"{source}: neither an SRVGGNetCompact nor a ×4 RRDBNet state dict (keys: {_keys(weights)}); ")
-    if missing("spandrel"):
+    gone = missing("spandrel")
+    if gone:
         raise CheckpointError(
-            f"{why}other architectures load through spandrel, which is not installed: "
-            f"{install_hint('spandrel')}"
+            f"{why}other architectures load through spandrel, which needs "
+            f"{', '.join(map(repr, gone))}, not installed: {install_hint('spandrel')}"
         ) from native_error
     import spandrel
 

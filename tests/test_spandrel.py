@@ -28,7 +28,7 @@ from dermsr import Enhancer  # noqa: E402
 from dermsr.backends import BackendOptions, backend_names, get_backend, resolve_backend  # noqa: E402
 from dermsr.errors import CheckpointError, UnsafeCheckpointError, UnsupportedModelError  # noqa: E402
 from dermsr.machine import missing_modules  # noqa: E402
-from dermsr.models import SizeRequirements, load_model  # noqa: E402
+from dermsr.models import NetworkConfig, SizeRequirements, load_model  # noqa: E402
 from dermsr.models.foreign import TILE_CONTEXT  # noqa: E402
 
 #: name → (tiny network, the size requirements spandrel states for it)
@@ -105,7 +105,7 @@ def test_loads_and_matches_the_architecture_module(name, nets):
     model, again = load_model(safetensors), load_model(pth)
     assert model.sha256 == again.sha256
     assert (model.architecture, model.scale, model.config.native, model.receptive_field) == (name, 4, False, None)
-    assert model.config.size_requirements == ARCHS[name][1]
+    assert model.config.size_requirements == ARCHS[name][1] and isinstance(model.config, NetworkConfig)
     assert model.tile_context == TILE_CONTEXT and model.info()["size_requirements"] == ARCHS[name][1].to_dict()
     enhancer = Enhancer(model)  # backend="auto": torch, the runtime that runs every architecture
     assert enhancer.backend_name == "torch"

@@ -24,8 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import CheckpointError
-from .sizes import ANY_SIZE, SizeRequirements
-from .spec import conv_gflops, torch_state_dict
+from .spec import AnySizeNetwork, conv_gflops, torch_state_dict
 
 __all__ = ["RRDBConfig", "conv_keys", "infer_rrdb_config", "is_rrdb_state_dict", "rrdb_expected_shapes"]
 
@@ -48,7 +47,7 @@ _KEY = re.compile(r"^(conv_first|conv_body|conv_up1|conv_up2|conv_hr|conv_last|"
 
 
 @dataclass(frozen=True)
-class RRDBConfig:
+class RRDBConfig(AnySizeNetwork):
     """Hyper-parameters of a ×4 RRDBNet: ``num_block`` residual-in-residual dense blocks of
     ``num_feat`` channels growing by ``num_grow_ch`` per dense convolution."""
 
@@ -84,14 +83,6 @@ class RRDBConfig:
     @property
     def auto_tile(self) -> int:
         return AUTO_TILE
-
-    @property
-    def size_requirements(self) -> SizeRequirements:
-        return ANY_SIZE
-
-    @property
-    def tile_align(self) -> int:
-        return 1
 
     def details(self) -> dict[str, Any]:
         return {"num_feat": self.num_feat, "num_block": self.num_block, "num_grow_ch": self.num_grow_ch}

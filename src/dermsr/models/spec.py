@@ -108,8 +108,21 @@ def _is_float(arr: np.ndarray) -> bool:
     return np.issubdtype(arr.dtype, np.floating)
 
 
+class AnySizeNetwork:
+    """What the fully convolutional built-in architectures share: any input size, and tiles may
+    start anywhere (:class:`NetworkConfig`'s ``size_requirements`` and ``tile_align``)."""
+
+    @property
+    def size_requirements(self) -> SizeRequirements:
+        return ANY_SIZE
+
+    @property
+    def tile_align(self) -> int:
+        return 1
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(AnySizeNetwork):
     """Hyper-parameters of an SRVGGNetCompact.
 
     ``upscale`` is the PixelShuffle factor of the network itself; ``out_scale`` is the scale
@@ -169,14 +182,6 @@ class ModelConfig:
     @property
     def auto_tile(self) -> int:
         return AUTO_TILE
-
-    @property
-    def size_requirements(self) -> SizeRequirements:
-        return ANY_SIZE
-
-    @property
-    def tile_align(self) -> int:
-        return 1
 
     def details(self) -> dict[str, Any]:
         return {

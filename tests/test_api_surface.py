@@ -149,7 +149,7 @@ MODULES: dict[str, list[str]] = {
         'TILE_CONTEXT', 'SpandrelConfig', 'check_native', 'spandrel_config',
     ],
     'dermsr.models.sizes': [
-        'ANY_SIZE', 'SizeRequirements',
+        'ANY_SIZE', 'AnySizeNetwork', 'SizeRequirements',
     ],
     'dermsr.models.checkpoint': [
         'load_state_dict', 'unwrap_state_dict',

@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import CheckpointError
-from .spec import AnySizeNetwork, conv_gflops, torch_state_dict
+from .sizes import AnySizeNetwork
+from .spec import conv_gflops, torch_state_dict
 
 __all__ = ["RRDBConfig", "conv_keys", "infer_rrdb_config", "is_rrdb_state_dict", "rrdb_expected_shapes"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import CheckpointError
 
-__all__ = ["ANY_SIZE", "SizeRequirements"]
+__all__ = ["ANY_SIZE", "AnySizeNetwork", "SizeRequirements"]
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,16 @@ class SizeRequirements:
 
 #: What SRVGGNetCompact and RRDBNet accept: any size.
 ANY_SIZE = SizeRequirements()
+
+
+class AnySizeNetwork:
+    """What the fully convolutional built-in architectures share: any input size, and tiles may
+    start anywhere (:class:`NetworkConfig`'s ``size_requirements`` and ``tile_align``)."""
+
+    @property
+    def size_requirements(self) -> SizeRequirements:
+        return ANY_SIZE
+
+    @property
+    def tile_align(self) -> int:
+        return 1

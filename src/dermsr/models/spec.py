@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import CheckpointError
-from .sizes import ANY_SIZE, SizeRequirements
+from .sizes import AnySizeNetwork, SizeRequirements
 
 ActType = Literal["prelu", "relu", "leakyrelu"]
 ACT_TYPES: tuple[str, ...] = ("prelu", "relu", "leakyrelu")
@@ -106,19 +106,6 @@ def torch_state_dict(weights: Mapping[str, np.ndarray]) -> dict[str, Any]:
 
 def _is_float(arr: np.ndarray) -> bool:
     return np.issubdtype(arr.dtype, np.floating)
-
-
-class AnySizeNetwork:
-    """What the fully convolutional built-in architectures share: any input size, and tiles may
-    start anywhere (:class:`NetworkConfig`'s ``size_requirements`` and ``tile_align``)."""
-
-    @property
-    def size_requirements(self) -> SizeRequirements:
-        return ANY_SIZE
-
-    @property
-    def tile_align(self) -> int:
-        return 1
 
 
 @dataclass(frozen=True)

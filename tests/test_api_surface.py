@@ -48,8 +48,8 @@ PACKAGES: dict[str, list[str]] = {
         'artifact_key', 'cache_dir', 'cached_artifact',
     ],
     'dermsr.models': [
-        'DEFAULT_MODEL', 'Model', 'ModelConfig', 'NetworkConfig', 'RRDBConfig',
-        'builtin_model_names', 'expected_shapes',
+        'DEFAULT_MODEL', 'Model', 'ModelConfig', 'NetworkConfig', 'RRDBConfig', 'SizeRequirements',
+        'SpandrelConfig', 'builtin_model_names', 'expected_shapes',
         'import_ncnn', 'infer_config', 'load_model', 'load_state_dict', 'parse_param',
         'register_model', 'unwrap_state_dict',
     ],
@@ -131,7 +131,7 @@ MODULES: dict[str, list[str]] = {
         'backend_names', 'get_backend', 'register',
     ],
     'dermsr.enhance.tiling': [
-        'Tile', 'TilePlan', 'plan_tiles', 'run_tiled',
+        'Tile', 'TilePlan', 'pad_to_size', 'plan_tiles', 'run_tiled',
     ],
     'dermsr.enhance.convert': [
         'Prepared', 'is_uint', 'prepare', 'restore', 'to_uint',
@@ -144,6 +144,12 @@ MODULES: dict[str, list[str]] = {
     ],
     'dermsr.models.rrdb': [
         'RRDBConfig', 'conv_keys', 'infer_rrdb_config', 'is_rrdb_state_dict', 'rrdb_expected_shapes',
+    ],
+    'dermsr.models.foreign': [
+        'TILE_CONTEXT', 'SpandrelConfig', 'check_native', 'spandrel_config',
+    ],
+    'dermsr.models.sizes': [
+        'ANY_SIZE', 'AnySizeNetwork', 'SizeRequirements',
     ],
     'dermsr.models.checkpoint': [
         'load_state_dict', 'unwrap_state_dict',

@@ -250,9 +250,10 @@ def test_half_needs_cuda():
 
 def test_import_dermsr_imports_no_runtime():
     code = (
-        "import sys, dermsr, dermsr.backends, dermsr.models, dermsr.enhance, dermsr.io\n"
+        "import sys, dermsr, dermsr.backends, dermsr.models, dermsr.models.foreign, dermsr.enhance, dermsr.io\n"
         "dermsr.backends.available()\n"
-        "heavy = [m for m in ('torch','ncnn','onnxruntime','executorch','lpips','matplotlib') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch','ncnn','onnxruntime','executorch','lpips','matplotlib','spandrel')\n"
+        "         if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -30,6 +30,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "export": ("pnnx", "onnx", "onnxscript", "torch"),
     "safetensors": ("safetensors",),
     "ray": ("ray",),
+    "spandrel": ("spandrel", "torch"),
 }
 
 

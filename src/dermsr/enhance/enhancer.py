@@ -24,7 +24,7 @@ from ..models.spec import AUTO_TILE, Model
 from ..validation import check_int, check_precision, is_int
 from . import convert
 from .registry import BackendOptions, Session, check_session, get_backend
-from .tiling import Tile, TilePlan, plan_tiles, run_tiled
+from .tiling import Tile, TilePlan, pad_to_size, plan_tiles, run_tiled
 
 __all__ = ["AUTO_ORDER", "AUTO_TILE", "Enhancer", "check_output", "resolve_backend"]
 
@@ -50,14 +50,16 @@ AUTO_ORDER = ("ncnn", "executorch", "onnxruntime", "torch")
 REDUCED_AUTO_ORDER = ("openvino", "onnxruntime", "torch")
 
 
-def resolve_backend(backend: str = "auto", device: str = "cpu", precision: str = "fp32") -> str:
+def resolve_backend(backend: str = "auto", device: str = "cpu", precision: str = "fp32",
+                    model: Model | None = None) -> str:
     """The runtime an Enhancer with this ``backend``, ``device`` and ``precision`` would use,
     without loading it.
 
     A name other than ``"auto"`` is checked to be registered and returned. ``"auto"`` is, on
     the CPU, the first installed runtime of :data:`AUTO_ORDER` (fastest fp32 first, as
     measured), or for a reduced ``precision`` the first of :data:`REDUCED_AUTO_ORDER` that runs
-    it; ``"torch"`` on any other device.
+    it; ``"torch"`` on any other device, and for a ``model`` that is not native (an
+    architecture loaded through spandrel, which only the torch side runs for certain).
 
     >>> resolve_backend("ncnn")
     'ncnn'
@@ -67,7 +69,7 @@ def resolve_backend(backend: str = "auto", device: str = "cpu", precision: str =
     if backend != "auto":
         get_backend(backend)  # unknown names raise with the known ones listed
         return backend
-    if device != "cpu":
+    if device != "cpu" or (model is not None and not model.config.native):
         return "torch"
     reasons = []
     for name in AUTO_ORDER if precision == "fp32" else REDUCED_AUTO_ORDER:
@@ -232,10 +234,11 @@ class Enhancer:
             calibration = str(calibration)
         self.options = BackendOptions(device=device, threads=threads, half=half, extra=dict(backend_options),
                                       precision=precision, calibration=calibration)
-        self.backend_name = resolve_backend(backend, device, precision)
+        self.backend_name = resolve_backend(backend, device, precision, self.model)
         self._backend = get_backend(self.backend_name)
         self._check_precision()
         self._backend.require()
+        self._backend.check_model(self.model)
         self._session: Session | None = None
         self._session_pid: int | None = None
         self._lock = threading.Lock()  # guards session creation
@@ -301,7 +304,8 @@ class Enhancer:
         tile = self.tile
         if tile == "auto":
             tile = self.model.auto_tile if max(height, width) > self.model.auto_tile else None
-        return plan_tiles(height, width, scale=self.scale, tile=tile, pad=self.tile_pad)
+        return plan_tiles(height, width, scale=self.scale, tile=tile, pad=self.tile_pad,
+                          align=self.model.config.tile_align)
 
     def _run_session(self, x: np.ndarray) -> np.ndarray:
         session = self.session
@@ -364,8 +368,14 @@ class Enhancer:
 
     def _run_checked(self, window: np.ndarray) -> np.ndarray:
         """One tile through the runtime, checked and clamped as it comes: a corrupted tile fails
-        before the rest run, and no extra pass over the whole output canvas is needed."""
-        y = self._run_session(window)
+        before the rest run, and no extra pass over the whole output canvas is needed. A window
+        of a size the network does not accept is padded to one it does and its output cropped
+        back (:func:`~dermsr.enhance.tiling.pad_to_size`)."""
+        padded = pad_to_size(window, self.model.config.size_requirements)
+        y = self._run_session(padded)
+        if padded is not window:
+            h, w = window.shape[2] * self.scale, window.shape[3] * self.scale
+            y = np.ascontiguousarray(y[:, :, :h, :w])
         if np.may_share_memory(y, window):  # never clamp a caller's buffer in place
             y = y.copy()
         return check_output(y, self.backend_name, window)

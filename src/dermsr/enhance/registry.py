@@ -158,6 +158,9 @@ class Backend(ABC):
     #: numeric precisions ``load`` accepts (``BackendOptions.precision``); the Enhancer refuses
     #: the others with an error naming these
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: runs only the architectures dermsr writes itself (``model.config.native``: NCNN files,
+    #: ExecuTorch programs); :meth:`check_model` refuses the others
+    native_only: ClassVar[bool] = False
 
     def availability(self) -> Availability:
         """Default check: the runtime package is installed (found without importing it, so
@@ -182,6 +185,14 @@ class Backend(ABC):
         a = self.availability()
         if not a.available:
             raise BackendUnavailableError(f"backend {self.name!r} is unavailable: {a.reason}")
+
+    def check_model(self, model: Model) -> None:
+        """Raise :class:`~dermsr.errors.UnsupportedModelError` (naming the runtimes that run it)
+        if this backend cannot run ``model``'s architecture; the Enhancer asks before loading."""
+        if self.native_only:
+            from ..models.foreign import check_native
+
+            check_native(model, f"backend {self.name!r}")
 
     @abstractmethod
     def load(self, model: Model, options: BackendOptions) -> Session:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BackendError, InputError
+from ..models.sizes import SizeRequirements
 
-__all__ = ["Tile", "TilePlan", "plan_tiles", "run_tiled"]
+__all__ = ["Tile", "TilePlan", "pad_to_size", "plan_tiles", "run_tiled"]
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
 
@@ -73,12 +74,14 @@ def _splits(length: int, tile: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(n)]
 
 
-def plan_tiles(height: int, width: int, *, scale: int, tile: int | None, pad: int) -> TilePlan:
+def plan_tiles(height: int, width: int, *, scale: int, tile: int | None, pad: int, align: int = 1) -> TilePlan:
     """Lay tiles out evenly over the image.
 
     ``tile=None`` gives a single tile (no tiling). Otherwise each core is at most ``tile``
     pixels on a side and the cores of one row/column differ in size by at most one pixel, so
-    no thin sliver tile is ever run.
+    no thin sliver tile is ever run. A window starts at a multiple of ``align`` (its context
+    grows by up to ``align - 1`` pixels up and left): networks that cut the image into a grid
+    of attention windows need every tile to cut them where the whole image does.
 
     >>> plan = plan_tiles(100, 70, scale=4, tile=64, pad=18)
     >>> len(plan), plan.tiles[0].core, plan.tiles[0].window
@@ -91,6 +94,8 @@ def plan_tiles(height: int, width: int, *, scale: int, tile: int | None, pad: in
         raise InputError(f"tile_pad must be an integer >= 0, got {pad!r}")
     if tile is not None and (not isinstance(tile, (int, np.integer)) or tile < 1):
         raise InputError(f"tile must be None or a positive integer, got {tile!r}")
+    if not isinstance(align, (int, np.integer)) or align < 1:
+        raise InputError(f"align must be a positive integer, got {align!r}")
     if tile is None or (tile >= height and tile >= width):
         ys, xs = [(0, height)], [(0, width)]
     else:
@@ -98,7 +103,8 @@ def plan_tiles(height: int, width: int, *, scale: int, tile: int | None, pad: in
     tiles = []
     for y0, y1 in ys:
         for x0, x1 in xs:
-            window = (max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad))
+            top, left = max(0, y0 - pad), max(0, x0 - pad)
+            window = (top - top % align, min(height, y1 + pad), left - left % align, min(width, x1 + pad))
             tiles.append(Tile(len(tiles), (y0, y1, x0, x1), window))
     return TilePlan(int(height), int(width), int(scale), tile, int(pad), tuple(tiles))
 
@@ -165,3 +171,21 @@ def run_tiled(
         if on_tile is not None:
             on_tile(t)
     return out
+
+
+def pad_to_size(x: np.ndarray, requirements: SizeRequirements) -> np.ndarray:
+    """``x`` (NCHW) padded at the bottom and right to the nearest size the network accepts:
+    reflected, then replicated where reflection runs out (a side of 1, or more padding than
+    pixels), as spandrel pads. ``x`` itself when it already fits.
+
+    >>> pad_to_size(np.arange(3.0).reshape(1, 1, 1, 3), SizeRequirements(multiple_of=3, minimum=6))[0, 0, 0]
+    array([0., 1., 2., 1., 0., 0.])
+    """
+    pad_h, pad_w = requirements.padding(x.shape[2], x.shape[3])
+    if not (pad_h or pad_w):
+        return x
+    ref_h, ref_w = min(pad_h, x.shape[2] - 1), min(pad_w, x.shape[3] - 1)
+    y = np.pad(x, ((0, 0), (0, 0), (0, ref_h), (0, ref_w)), mode="reflect")
+    if ref_h < pad_h or ref_w < pad_w:
+        y = np.pad(y, ((0, 0), (0, 0), (0, pad_h - ref_h), (0, pad_w - ref_w)), mode="edge")
+    return y

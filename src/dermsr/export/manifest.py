@@ -106,6 +106,7 @@ def build_manifest(
         "tile_shape": list(tile_shape) if tile_shape else None,
         "receptive_field": model.receptive_field,
         "tile_context": model.tile_context,
+        "size_requirements": model.config.size_requirements.to_dict(),
         "model": model.info(),
         "tools": tool_versions(tools),
         **(dict(extra) if extra else {}),

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..errors import BackendUnavailableError, CheckpointError, ExportError
 from ..models import load_model
+from ..models.foreign import check_native
 from ..models.ncnn_import import parse_param
 from ..models.spec import Model
 from .manifest import build_manifest, write_export
@@ -114,6 +115,7 @@ def write_ncnn(
     """
     import torch
 
+    check_native(model, "NCNN export")
     exe = _pnnx_exe()
     tile_shape = check_tile_shape(tile_shape)
     h, w = tile_shape or (32, 32)

@@ -16,7 +16,7 @@ import hashlib
 import warnings
 from pathlib import Path
 
-from ..errors import BackendUnavailableError, ExportError, InputError
+from ..errors import BackendUnavailableError, ExportError, InputError, UnsupportedModelError
 from ..models import load_model
 from ..models.spec import Model
 from ..validation import is_int
@@ -87,6 +87,9 @@ def onnx_bytes(model: Model, *, tile_shape: tuple[int, int] | None = None, opset
     dims = {0: torch.export.Dim("batch", min=1)}
     if tile_shape is None:
         dims.update({2: torch.export.Dim("height", min=1), 3: torch.export.Dim("width", min=1)})
+    shapes: dict | None = {"x": dims}
+    if not model.config.native:
+        net, shapes = _capture(model, net, example, dims), None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -97,19 +100,21 @@ def onnx_bytes(model: Model, *, tile_shape: tuple[int, int] | None = None, opset
                 opset_version=opset,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_shapes={"x": dims},
+                dynamic_shapes=shapes,
                 optimize=True,
                 verbose=False,
                 report=False,
             )
         proto = program.model_proto
     except Exception as exc:
+        if not model.config.native:
+            raise _not_exportable(model, exc) from exc
         raise ExportError(f"torch.onnx.export failed for model {model.name!r}: {exc}") from exc
     for node in proto.graph.node:
         del node.metadata_props[:]
     for vi in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info):
         del vi.metadata_props[:]
-    proto.doc_string = f"dermsr export of {model.name} (SRVGGNetCompact x{model.scale})"
+    proto.doc_string = f"dermsr export of {model.name} ({model.architecture} x{model.scale})"
     for key, value in (
         ("dermsr.scale", str(model.scale)),
         ("dermsr.model_sha256", model.sha256),
@@ -122,6 +127,33 @@ def onnx_bytes(model: Model, *, tile_shape: tuple[int, int] | None = None, opset
     except Exception as exc:
         raise ExportError(f"the exported ONNX graph of {model.name!r} fails onnx.checker: {exc}") from exc
     return proto.SerializeToString()
+
+
+def _capture(model: Model, net, example, dims):
+    """``torch.export`` of a spandrel network with dynamic batch, height and width, or
+    :class:`UnsupportedModelError`.
+
+    Done here rather than inside ``torch.onnx.export``, whose fallbacks would fix the sizes the
+    network's Python code branches on (a static batch of 1, sides that are multiples of the
+    window) or, for some architectures (SPAN, torch 2.14), crash the process.
+    """
+    import torch
+
+    try:
+        with warnings.catch_warnings(), torch.fx.experimental._config.patch(backed_size_oblivious=True):
+            warnings.simplefilter("ignore")
+            return torch.export.export(net, (example,), dynamic_shapes={"x": dims}, strict=False)
+    except Exception as exc:
+        raise _not_exportable(model, exc) from exc
+
+
+def _not_exportable(model: Model, exc: Exception) -> UnsupportedModelError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UnsupportedModelError(
+        f"{model.architecture} ({model.name!r}) does not export to ONNX with dynamic batch, height "
+        f"and width ({type(exc).__name__}: {first[:300]}), so the onnxruntime backend and "
+        "`dermsr export --format onnx` cannot take it; the torch backend runs it (backend='torch')"
+    )
 
 
 def cached_onnx(model: Model) -> Path:

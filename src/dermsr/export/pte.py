@@ -35,6 +35,7 @@ from typing import Any
 
 from ..errors import ExportError, InputError
 from ..models import load_model
+from ..models.foreign import check_native
 from ..models.spec import Model, ModelConfig
 from ..validation import is_int
 from .cache import cached_artifact
@@ -173,6 +174,7 @@ def lower_to_pte(model: str | Path | Model | None, spec: PteSpec) -> tuple[bytes
     step took. Raises :class:`~dermsr.errors.ExportError` if any step fails.
     """
     model = load_model(model)
+    check_native(model, "ExecuTorch export")
     try:
         import torch
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -268,6 +270,7 @@ def export_pte(
     program that cannot load is never shipped.
     """
     model = load_model(model)
+    check_native(model, "ExecuTorch export")
     if not isinstance(dynamic, bool):
         raise InputError(f"dynamic must be True or False, got {dynamic!r}")
     if tile_shape is None:

@@ -24,9 +24,19 @@ import numpy as np
 
 from ..errors import CheckpointError, InputError, UnknownNameError
 from .checkpoint import load_state_dict, unwrap_state_dict
+from .foreign import SpandrelConfig, spandrel_config
 from .ncnn_import import import_ncnn, parse_param
 from .rrdb import RRDBConfig, infer_rrdb_config, is_rrdb_state_dict
-from .spec import ActType, Model, ModelConfig, NetworkConfig, expected_shapes, infer_config
+from .sizes import SizeRequirements
+from .spec import (
+    ActType,
+    Model,
+    ModelConfig,
+    NetworkConfig,
+    expected_shapes,
+    infer_config,
+    is_compact_state_dict,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -34,6 +44,8 @@ __all__ = [
     "ModelConfig",
     "NetworkConfig",
     "RRDBConfig",
+    "SizeRequirements",
+    "SpandrelConfig",
     "builtin_model_names",
     "expected_shapes",
     "import_ncnn",
@@ -156,14 +168,24 @@ register_model(
 )
 
 
-def network_config(state_dict: dict[str, np.ndarray], act_type: ActType | None = None) -> NetworkConfig:
-    """The configuration of whichever built-in architecture ``state_dict`` belongs to:
-    RRDBNet when its keys say so, SRVGGNetCompact otherwise (whose reader explains a mismatch)."""
+def network_config(state_dict: dict[str, np.ndarray], act_type: ActType | None = None,
+                   source: str = "state dict") -> NetworkConfig:
+    """The configuration of the architecture ``state_dict`` belongs to.
+
+    SRVGGNetCompact when its keys are all ``body.N.*`` (or ``act_type`` is given), RRDBNet when
+    they say so and dermsr's ×4 reader accepts them; anything else (another architecture, an
+    RRDBNet variant) goes to spandrel when the ``spandrel`` extra is installed
+    (:func:`dermsr.models.foreign.spandrel_config`). A refusal names the keys that do not fit.
+    """
+    if act_type is not None or is_compact_state_dict(state_dict):
+        return infer_config(state_dict, act_type=act_type)
+    native_error = None
     if is_rrdb_state_dict(state_dict):
-        if act_type is not None:
-            raise CheckpointError(f"act_type={act_type!r} applies to SRVGGNetCompact; this is an RRDBNet")
-        return infer_rrdb_config(state_dict)
-    return infer_config(state_dict, act_type=act_type)
+        try:
+            return infer_rrdb_config(state_dict)
+        except CheckpointError as exc:  # a variant (×2, ×1, ×8) or a broken one: spandrel decides
+            native_error = exc
+    return spandrel_config(state_dict, source, native_error)
 
 
 @functools.lru_cache(maxsize=16)
@@ -181,7 +203,9 @@ def load_model(
     Paths: ``.pth``/``.pt``/``.ckpt`` (``params_ema`` preferred, then ``params``, then a
     bare state dict; these need ``dermsr[torch]``), ``.safetensors``, ``.npz``, or an NCNN
     ``.param`` (its ``.bin`` beside it, or the ``.bin`` with its ``.param`` beside it), of an
-    SRVGGNetCompact or a ×4 RRDBNet. Every hyper-parameter is read off the weights;
+    SRVGGNetCompact or a ×4 RRDBNet; checkpoints of other architectures load through spandrel
+    (``pip install 'dermsr[spandrel]'``; :mod:`dermsr.models.foreign`), and a TorchScript
+    archive is refused. Every hyper-parameter is read off the weights;
     ``act_type`` is needed only for relu/leakyrelu SRVGGNetCompact networks, which leave no
     trace of it.
     """
@@ -209,5 +233,5 @@ def load_model(
             raise CheckpointError(f"{path}: act_type={act_type!r} given, file says {config.act_type!r}")
         return Model(path.stem, config, _freeze(weights), f"NCNN files {param} + {binf}")
     weights = load_state_dict(path)
-    config = network_config(weights, act_type=act_type)
+    config = network_config(weights, act_type=act_type, source=str(path))
     return Model(path.stem, config, _freeze(weights), f"checkpoint {path}")

@@ -4,7 +4,7 @@ SRVGGNetCompact, as described by Wang et al. for Real-ESRGAN's compact models: a
 3×3 convolutions with activations at low resolution, a PixelShuffle to ×s, plus the input
 upsampled by nearest neighbour (a global residual). RRDBNet, ESRGAN's generator, is described
 at its class. Both are written from the published descriptions; keys match Real-ESRGAN's
-released checkpoints so they load unchanged.
+released checkpoints so they load unchanged. :class:`Called` wraps a spandrel network.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RRDBNet", "SRVGGNetCompact"]
+__all__ = ["Called", "RRDBNet", "SRVGGNetCompact"]
 
 
 def _activation(act_type: str, num_feat: int) -> nn.Module:
@@ -140,3 +140,16 @@ class RRDBNet(nn.Module):
         feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2.0, mode="nearest")))
         feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2.0, mode="nearest")))
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+class Called(nn.Module):
+    """``net`` run as ``call(net, x)``: how spandrel runs an architecture whose ``forward`` is
+    not the whole model (a tuple output, an extra input); see :mod:`dermsr.models.foreign`."""
+
+    def __init__(self, net: nn.Module, call) -> None:
+        super().__init__()
+        self.net = net
+        self._call = call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._call(self.net, x)

@@ -1,9 +1,14 @@
-"""Read SRVGGNetCompact weights from PyTorch checkpoints, safetensors and NumPy ``.npz`` files.
+"""Read weights from PyTorch checkpoints, safetensors and NumPy ``.npz`` files.
 
 PyTorch files are opened with ``torch.load(weights_only=True)`` only (PyTorch is the
 ``dermsr[torch]`` extra): a pickle that would need to run code to unpickle is refused, never
-executed. ``.npz`` files (how dermsr ships its own weights, so they load without torch) are
-read with ``numpy.load(allow_pickle=False)``: arrays under the state-dict names.
+executed, and so is a TorchScript archive (a ``.pt`` saved with ``torch.jit.save`` is a
+program, not weights). ``.npz`` files (how dermsr ships its own weights, so they load without
+torch) are read with ``numpy.load(allow_pickle=False)``: arrays under the state-dict names.
+
+Parameters (``*.weight``, ``*.bias``) must be floating point; other entries may be integer
+buffers (the index tables of window-attention networks, BatchNorm's ``num_batches_tracked``),
+kept with their dtype for the architectures that carry them.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from ..errors import BackendUnavailableError, CheckpointError, UnsafeCheckpointE
 
 __all__ = ["load_state_dict", "unwrap_state_dict"]
 
-#: Containers Real-ESRGAN / BasicSR checkpoints use, in order of preference.
-WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
+#: Containers Real-ESRGAN / BasicSR (and other trainers') checkpoints use, in order of preference.
+WRAPPER_KEYS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net")
 
 
 def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, np.ndarray]:
@@ -43,27 +48,43 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, np.ndar
         if not isinstance(key, str):
             raise CheckpointError(f"{source}: state-dict keys must be strings, got {key!r}")
         name = key[len("module.") :] if key.startswith("module.") else key
-        out[name] = _to_numpy(value, f"{source}: {key}")
+        out[name] = _to_numpy(value, f"{source}: {key}", buffer=name.rsplit(".", 1)[-1] not in ("weight", "bias"))
     if not out:
         raise CheckpointError(f"{source}: the checkpoint holds no weights")
     return out
 
 
-def _to_numpy(value: Any, where: str) -> np.ndarray:
+def _to_numpy(value: Any, where: str, buffer: bool = False) -> np.ndarray:
+    """float32 weights; with ``buffer`` (an entry that is not a weight or bias), an integer
+    tensor is kept as an integer array instead of being refused."""
     if isinstance(value, np.ndarray):
         arr = value
     elif hasattr(value, "detach") and hasattr(value, "cpu"):
         if not value.is_floating_point():  # checked before .float() would hide it
-            raise CheckpointError(f"{where}: expected floating-point weights, got {value.dtype}")
+            arr = _integer_buffer(value) if buffer else None
+            if arr is None:
+                raise CheckpointError(f"{where}: expected floating-point weights, got {value.dtype}")
+            return arr
         arr = value.detach().cpu().float().numpy()
     else:
         raise CheckpointError(f"{where}: expected a tensor, got {type(value).__name__}")
+    if buffer and np.issubdtype(arr.dtype, np.integer):
+        return np.ascontiguousarray(arr)
     if not np.issubdtype(arr.dtype, np.floating):
         raise CheckpointError(f"{where}: expected floating-point weights, got {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.all(np.isfinite(arr)):
         raise CheckpointError(f"{where}: weights contain NaN or infinity")
     return arr
+
+
+def _integer_buffer(tensor: Any) -> np.ndarray | None:
+    """A torch integer tensor as a NumPy array (None for bool, complex or exotic dtypes)."""
+    try:
+        arr = tensor.detach().cpu().numpy()
+    except (TypeError, RuntimeError):
+        return None
+    return np.ascontiguousarray(arr) if np.issubdtype(arr.dtype, np.integer) else None
 
 
 def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
@@ -102,6 +123,14 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             f"pickle (it starts with {head!r})"
         )
 
+    if head.startswith(b"PK\x03\x04") and _is_torchscript(path):
+        raise UnsafeCheckpointError(
+            f"{path}: refused to load: this is a TorchScript archive (torch.jit.save), a program "
+            "whose stored code TorchScript runs, not a state dict of weights. Only plain weights "
+            "are loaded; re-save them with torch.save(module.state_dict(), 'model.pth') or as "
+            ".safetensors"
+        )
+
     from .._extras import require
 
     require("torch", f"reading the PyTorch checkpoint {path.name}")
@@ -114,6 +143,19 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     return unwrap_state_dict(obj, str(path))
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether the zip archive at ``path`` holds TorchScript code (``code/`` and
+    ``constants.pkl`` entries, which ``torch.save`` never writes)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False  # torch.load says what is wrong with it
+    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
 
 
 def _unpickling_error(path: Path, exc: Exception) -> CheckpointError:

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import CheckpointError
+from .sizes import AnySizeNetwork
 from .spec import conv_gflops, torch_state_dict
 
 __all__ = ["RRDBConfig", "conv_keys", "infer_rrdb_config", "is_rrdb_state_dict", "rrdb_expected_shapes"]
@@ -48,7 +49,7 @@ _KEY = re.compile(r"^(conv_first|conv_body|conv_up1|conv_up2|conv_hr|conv_last|"
 
 
 @dataclass(frozen=True)
-class RRDBConfig:
+class RRDBConfig(AnySizeNetwork):
     """Hyper-parameters of a ×4 RRDBNet: ``num_block`` residual-in-residual dense blocks of
     ``num_feat`` channels growing by ``num_grow_ch`` per dense convolution."""
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import CheckpointError
+from .sizes import AnySizeNetwork, SizeRequirements
 
 ActType = Literal["prelu", "relu", "leakyrelu"]
 ACT_TYPES: tuple[str, ...] = ("prelu", "relu", "leakyrelu")
@@ -44,7 +45,8 @@ class NetworkConfig(Protocol):
     pixel depends on, ``None`` when unknown; ``tile_context`` is the context tiles get by
     default (equal to ``receptive_field`` when that is small enough to be practical, a measured
     or conservative figure otherwise: see each class); ``auto_tile`` the tile side ``tile="auto"``
-    uses. ``native`` says whether dermsr writes the network for every runtime itself (NCNN
+    uses; ``size_requirements`` the input sizes the network accepts (the Enhancer pads to them);
+    ``tile_align`` the multiple tile windows start at (1: anywhere). ``native`` says whether dermsr writes the network for every runtime itself (NCNN
     files, ExecuTorch programs); a non-native network runs on the torch side only.
     """
 
@@ -64,6 +66,12 @@ class NetworkConfig(Protocol):
 
     @property
     def auto_tile(self) -> int: ...
+
+    @property
+    def size_requirements(self) -> SizeRequirements: ...
+
+    @property
+    def tile_align(self) -> int: ...
 
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -85,17 +93,23 @@ def conv_gflops(weights: Mapping[str, np.ndarray], pixels: Mapping[str, float]) 
 
 
 def torch_state_dict(weights: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """``weights`` as torch tensors (imports torch: ``pip install 'dermsr[torch]'``)."""
+    """``weights`` as torch tensors, float32 (integer index buffers keep their dtype), each a
+    copy (imports torch: ``pip install 'dermsr[torch]'``)."""
     from .._extras import require
 
     require("torch", "a model's torch network")
     import torch
 
-    return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in weights.items()}
+    return {k: torch.from_numpy(np.array(v, dtype=np.float32 if _is_float(v) else None))
+            for k, v in weights.items()}
+
+
+def _is_float(arr: np.ndarray) -> bool:
+    return np.issubdtype(arr.dtype, np.floating)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(AnySizeNetwork):
     """Hyper-parameters of an SRVGGNetCompact.
 
     ``upscale`` is the PixelShuffle factor of the network itself; ``out_scale`` is the scale
@@ -205,6 +219,11 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def is_compact_state_dict(state_dict: Mapping[str, Any]) -> bool:
+    """Whether every key is SRVGGNetCompact's (``body.N.weight``/``body.N.bias``)."""
+    return bool(state_dict) and all(_BODY_KEY.match(k) for k in state_dict)
+
+
 def infer_config(
     state_dict: Mapping[str, Any],
     act_type: ActType | None = None,
@@ -295,7 +314,8 @@ class Model:
 
     Build one with :func:`dermsr.models.load_model`. ``config`` is the architecture's
     configuration (a :class:`NetworkConfig`: :class:`ModelConfig` for SRVGGNetCompact);
-    ``weights`` holds float32 arrays under the architecture's state-dict keys.
+    ``weights`` holds float32 arrays under the architecture's state-dict keys (and, for some
+    spandrel architectures, integer index buffers such as SwinIR's ``relative_position_index``).
     """
 
     name: str
@@ -329,7 +349,8 @@ class Model:
 
     @property
     def num_params(self) -> int:
-        return int(sum(int(np.prod(v.shape)) for v in self.weights.values()))
+        """Floating-point values in the weights (integer index buffers are not counted)."""
+        return int(sum(int(np.prod(v.shape)) for v in self.weights.values() if _is_float(v)))
 
     @cached_property
     def sha256(self) -> str:
@@ -337,9 +358,14 @@ class Model:
         h = hashlib.sha256()
         h.update(repr(sorted(self.config.to_dict().items())).encode())
         for key in sorted(self.weights):
-            arr = np.ascontiguousarray(self.weights[key], dtype=np.float32)
+            arr = self.weights[key]
             h.update(key.encode())
-            h.update(repr(arr.shape).encode())
+            if _is_float(arr):
+                arr = np.ascontiguousarray(arr, dtype=np.float32)
+                h.update(repr(arr.shape).encode())
+            else:  # an integer index buffer: its dtype is part of the identity
+                arr = np.ascontiguousarray(arr)
+                h.update(repr((arr.shape, arr.dtype.str)).encode())
             h.update(arr.tobytes())
         return h.hexdigest()
 
@@ -355,6 +381,7 @@ class Model:
             **self.config.details(),
             "receptive_field": self.receptive_field,
             "tile_context": self.tile_context,
+            "size_requirements": self.config.size_requirements.to_dict(),
             "num_params": self.num_params,
             "source": self.source,
             "license": self.license,
@@ -362,8 +389,9 @@ class Model:
         }
 
     def gflops(self, height: int, width: int) -> float | None:
-        """2 × multiply-accumulates of the convolutions for one ``height``×``width`` input, in
-        GFLOP (``None`` where the architecture's arithmetic is not known)."""
+        """2 × multiply-accumulates of the convolutions (and, for spandrel architectures, the
+        linear layers) for one ``height``×``width`` input, in GFLOP (``None`` where the
+        architecture's arithmetic is not known)."""
         return self.config.gflops(self.weights, height, width)
 
     def state_dict(self) -> dict[str, Any]:

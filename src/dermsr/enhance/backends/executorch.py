@@ -159,8 +159,11 @@ class ExecuTorchBackend(Backend):
     name = NAME
     extra = "executorch"
     runtime_module = "executorch"
+    #: programs are lowered from SRVGGNetCompact and RRDBNet (:func:`dermsr.export.pte.lower_to_pte`)
+    native_only = True
 
     def load(self, model: Model, options: BackendOptions) -> ExecuTorchSession:
         self.require()
+        self.check_model(model)
         _executorch()
         return ExecuTorchSession(model, options)

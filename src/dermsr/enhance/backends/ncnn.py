@@ -187,12 +187,15 @@ class NcnnBackend(Backend):
     runtime_module = "ncnn"
     #: import names needed (the files are written without any converter)
     modules = ("ncnn",)
+    #: the files are written for SRVGGNetCompact and RRDBNet (:mod:`dermsr.models.ncnn_write`)
+    native_only = True
 
     def availability(self) -> Availability:
         return modules_availability(self.name, self.modules, self.extra or "ncnn", self.version())
 
     def load(self, model: Model, options: BackendOptions) -> NcnnSession:
         self.require()
+        self.check_model(model)
         check_options(options)  # bad options fail before a possibly slow conversion
         param, binf = ncnn_artifact(model)
         return NcnnSession(param, binf, options, channels=model.config.num_in_ch, scale=model.scale)

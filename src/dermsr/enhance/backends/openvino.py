@@ -198,11 +198,14 @@ class OpenVINOBackend(Backend):
     #: the converter that builds the ONNX file it reads, and the int8 quantizer
     modules = ("openvino", "onnx", "onnxscript", "onnxruntime")
     precisions = ("fp32", "bf16", "int8")
+    #: checked on SRVGGNetCompact and RRDBNet graphs only
+    native_only = True
 
     def availability(self) -> Availability:
         return modules_availability(self.name, self.modules, self.extra or "openvino", self.version())
 
     def load(self, model: Model, options: BackendOptions) -> OpenVINOSession:
         self.require()
+        self.check_model(model)
         check_options(options)
         return OpenVINOSession(model, options)

@@ -18,8 +18,8 @@ import warnings
 
 import numpy as np
 
-from ...errors import BackendUnavailableError, InputError
-from ...models.spec import Model
+from ...errors import BackendUnavailableError, InputError, UnsupportedModelError
+from ...models.spec import Model, ModelConfig
 from ..registry import Backend, BackendOptions, Capabilities
 from ._common import check_precision, reject_extra
 
@@ -62,6 +62,11 @@ class TorchSession:
         self.precision = check_precision("torch", options, TorchBackend.precisions)
         if options.half and self.precision not in ("fp32", "fp16"):
             raise InputError(f"half=True is fp16; it cannot be combined with precision={self.precision!r}")
+        if self.precision == "bf16" and not isinstance(model.config, ModelConfig):
+            raise UnsupportedModelError(
+                f"precision='bf16' on torch is written for SRVGGNetCompact (its skip path stays "
+                f"float32); {model.name!r} is a {model.architecture}: use precision='fp32'"
+            )
         self.device = parse_device(options.device)
         if (options.half or self.precision == "fp16") and self.device.type != "cuda":
             raise InputError("half=True / precision='fp16' needs a CUDA device; fp16 on the CPU is slow "
@@ -83,7 +88,7 @@ class TorchSession:
         import torch
 
         with torch.inference_mode():
-            t = torch.from_numpy(x).to(self.device).contiguous(memory_format=self.memory_format)
+            t = _owned(torch.from_numpy(x).to(self.device).contiguous(memory_format=self.memory_format), x)
             if self._net_bf16 is not None:
                 return self._to_host(forward_reduced(self._net_bf16, t, torch.bfloat16))
             if self._net_fp16 is not None:
@@ -107,7 +112,7 @@ class TorchSession:
 
         def call(x: np.ndarray):
             with torch.inference_mode():
-                t = torch.from_numpy(x).to(device).contiguous(memory_format=fmt)
+                t = _owned(torch.from_numpy(x).to(device).contiguous(memory_format=fmt), x)
                 y = net(t) if bf16 is None else forward_reduced(bf16, t, torch.bfloat16)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
@@ -122,6 +127,12 @@ class TorchSession:
             torch.cuda.synchronize(self.device)
         # a C-contiguous NCHW host array, whatever memory order the network computed in
         return y.detach().to("cpu", dtype=torch.float32).contiguous().numpy()
+
+
+def _owned(t, x: np.ndarray):
+    """``t``, or a copy of it where it is still ``x``'s memory: some networks write into their
+    input (spandrel's RCAN scales it in place), which must never reach the caller's array."""
+    return t.clone() if t.data_ptr() == x.__array_interface__["data"][0] else t
 
 
 def forward_reduced(net, x, dtype):

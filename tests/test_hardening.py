@@ -86,7 +86,7 @@ def test_hardening_backend_wrong_channel_count(channels, tile, dtype):
 # -- 4: too little tile context is warned, as the docstring promised ----------------------------
 def test_hardening_tile_pad_below_receptive_field_warns(isic_crop):
     model = tiny_model(num_conv=4)  # receptive field 6
-    with pytest.warns(UserWarning, match=r"tile_pad=0 is less than the receptive field .*\(6 pixels\)"):
+    with pytest.warns(UserWarning, match=r"tile_pad=0 is less than the tile context .*\(6 pixels, its receptive field\)"):
         e = Enhancer(model, tile=16, tile_pad=0)
     # the warning is true: seams appear
     x = (isic_crop.transpose(2, 0, 1)[None] / 255).astype(np.float32)

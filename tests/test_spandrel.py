@@ -43,10 +43,10 @@ ARCHS = {
                SizeRequirements(minimum=2)),
     "SAFMN": (lambda: SAFMN(dim=8, n_blocks=1, ffn_scale=2.0, upscaling_factor=4), SizeRequirements(multiple_of=8)),
 }
-#: max |tiled − untiled| on [0, 1] with the default tile context (64 pixels) on the 24×200
-#: strip below; measured ≤ 3e-7 for SPAN, SwinIR, ESRGAN and SAFMN. RCAN's channel attention
-#: averages over the whole input, so no context makes its tiles exact: measured 2.4e-4 with
-#: 16 pixels, 1.9e-4 with 32, 1.0e-4 with 64.
+#: max |tiled − untiled| on [0, 1] with the default tile context (96 pixels) on the 24×336
+#: strip below; measured ≤ 2.4e-7 for SPAN, SwinIR, ESRGAN and SAFMN. RCAN's channel attention
+#: averages over the whole input, so no context makes its tiles exact: measured 1.5e-4 (on a
+#: 24×200 strip: 2.4e-4 with 16 pixels, 1.9e-4 with 32, 1.0e-4 with 64).
 TILED_TOLERANCE = {"SPAN": 1e-5, "SwinIR": 1e-5, "RCAN": 5e-4, "ESRGAN": 1e-5, "SAFMN": 1e-5}
 #: an image whose sides are neither multiples of 8 nor, in height, the minimum of 16
 IMAGE = np.random.default_rng(3).integers(0, 256, (13, 21, 3), dtype=np.uint8)
@@ -122,14 +122,14 @@ def test_loads_and_matches_the_architecture_module(name, nets):
 
 @pytest.mark.parametrize("name", sorted(ARCHS))
 def test_tiled_matches_untiled_with_the_default_context(name, nets):
-    """Tiles of 48 pixels on a 24×200 strip: with the 64-pixel default context the tiles of the
-    middle see 176 of the 200 columns, so the test measures the context, not a whole image."""
+    """Tiles of 48 pixels on a 24×336 strip: with the 96-pixel default context the tiles of the
+    middle see 240 of the 336 columns, so the test measures the context, not a whole image."""
     model = load_model(nets[name][1])
-    strip = np.random.default_rng(5).random((24, 200, 3), dtype=np.float32)
+    strip = np.random.default_rng(5).random((24, 336, 3), dtype=np.float32)
     whole = Enhancer(model, backend="torch", tile=None).enhance(strip)
     tiled = Enhancer(model, backend="torch", tile=48)
-    assert len(tiled.tile_plan(24, 200)) == 5
-    assert max(t.window_shape[1] for t in tiled.tile_plan(24, 200)) < 200
+    assert len(tiled.tile_plan(24, 336)) == 7
+    assert max(t.window_shape[1] for t in tiled.tile_plan(24, 336)) < 336
     assert np.abs(tiled.enhance(strip) - whole).max() <= TILED_TOLERANCE[name]
 
 

@@ -218,9 +218,12 @@ class Enhancer:
         self.tile = tile
         self.tile_pad = self.model.tile_context if tile_pad is None else int(tile_pad)
         if tile is not None and self.tile_pad < self.model.tile_context:
+            rf = self.model.receptive_field
+            what = ("its receptive field" if rf == self.model.tile_context
+                    else f"measured or conservative; receptive field {rf if rf is not None else 'unknown'}")
             warnings.warn(
                 f"tile_pad={self.tile_pad} is less than the tile context of {self.model.name!r} "
-                f"({self.model.tile_context} pixels): tiled output will show seams; leave "
+                f"({self.model.tile_context} pixels, {what}): tiled output will show seams; leave "
                 "tile_pad unset for tiles that match the untiled output",
                 UserWarning,
                 stacklevel=2,

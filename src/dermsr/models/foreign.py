@@ -39,9 +39,10 @@ __all__ = ["TILE_CONTEXT", "SpandrelConfig", "check_native", "spandrel_config"]
 #: tiled output was within 2.4e-5 of untiled output from 16 pixels on (SPAN, ESRGAN, SwinIR,
 #: HAT, DAT), from 24 for SAFMN, and RCAN, whose channel attention pools the whole image, never
 #: matched exactly (3.1e-4 at 32, 6.5e-5 at 48). Real networks are far deeper, so the default is
-#: above all of these and above the 48 pixels measured for the real 23-block RRDBNet: a
-#: conservative choice, not a bound (docs/models.md); ``tile_pad`` raises it.
-TILE_CONTEXT = 64
+#: the context measured for the real 23-block RRDBNet (96 pixels kept its tiles within 1e-3,
+#: 64 did not: docs/enhancement.md#tiling-rrdbnet), above all of these: a conservative choice,
+#: not a bound (docs/models.md); ``tile_pad`` raises it.
+TILE_CONTEXT = 96
 #: ``tile="auto"`` side by spandrel's tiling advice: supported, discouraged (bigger tiles,
 #: fewer seams) and internal (the network tiles itself: the whole image runs at once).
 AUTO_TILES = {"supported": 256, "discouraged": 512, "internal": 2**31 - 1}

@@ -9,6 +9,10 @@ follows :class:`NetworkConfig`: :class:`ModelConfig` here (SRVGGNetCompact, Real
 compact network, the default), :class:`~dermsr.models.rrdb.RRDBConfig` (Real-ESRGAN's large
 RRDBNet) and :class:`~dermsr.models.foreign.SpandrelConfig` (any architecture the optional
 ``spandrel`` package recognises, torch-side only).
+
+Over 400 lines because the protocol, SRVGGNetCompact's configuration with its state-dict
+reader, and the :class:`Model` every layer above imports belong together; the other
+architectures live in their own modules.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from skimage.metrics import peak_signal_noise_ratio
 
+from _support import KINDS, TOLERANCE, assert_close, make_image, tolerance
 from dermsr import Enhancer
 from dermsr.backends import (
     Backend,
@@ -43,64 +43,12 @@ from dermsr.models import load_model
 AVAILABLE = [n for n in backend_names() if get_backend(n).availability().available]
 OTHERS = [n for n in AVAILABLE if n != "torch"]
 
-#: The one tolerance table: (max |backend − torch| on the [0, 1] scale, min PSNR in dB), fp32.
-#: Measured on this 2-core x86-64 CPU (see docs/backends/index.md): ONNX Runtime ≤ 1.1e-6 and
-#: NCNN ≤ 1e-5 max abs over random, flat, saturated and real images (PSNR ≥ 120 dB); the
-#: bounds leave ×5 headroom for other CPUs' kernels. Backends not listed get DEFAULT_TOLERANCE.
-#: dermsr's torch backend runs channels-last on the CPU, which reorders oneDNN's summation:
-#: ≤ 5.5e-6 from the plain NCHW module (docs/performance.md), so it gets the same bound.
-TOLERANCE: dict[str, tuple[float, float]] = {
-    "torch": (5e-5, 100.0),
-    "onnxruntime": (5e-5, 100.0),
-    "ncnn": (5e-5, 100.0),
-    "executorch": (1e-4, 90.0),
-}
-DEFAULT_TOLERANCE = (1e-4, 80.0)
-
-
-def tolerance(backend: str) -> tuple[float, float]:
-    return TOLERANCE.get(backend, DEFAULT_TOLERANCE)
-
-
-def assert_close(got: np.ndarray, ref: np.ndarray, backend: str, what: str = "") -> tuple[float, float]:
-    """Check ``got`` against the torch reference with the table's bounds; returns (max abs, PSNR)."""
-    assert got.shape == ref.shape and got.dtype == ref.dtype, (got.shape, ref.shape, got.dtype)
-    max_abs = float(np.abs(got.astype(np.float64) - ref.astype(np.float64)).max())
-    with np.errstate(divide="ignore"):
-        psnr = peak_signal_noise_ratio(ref.astype(np.float64), got.astype(np.float64), data_range=1.0)
-    bound, min_psnr = tolerance(backend)
-    assert max_abs <= bound, f"{backend} {what}: max abs diff {max_abs:.3g} > {bound:.3g}"
-    assert psnr >= min_psnr, f"{backend} {what}: PSNR {psnr:.1f} dB < {min_psnr} dB"
-    return max_abs, psnr
-
-
 @pytest.fixture(scope="module")
 def enhancers() -> dict[str, Enhancer]:
     """One whole-image Enhancer per available backend, shared by the module (sessions cached)."""
     return {name: Enhancer(backend=name, tile=None) for name in AVAILABLE}
 
 
-def make_image(kind: str, h: int, w: int, seed: int) -> np.ndarray:
-    """Float32 images in [0, 1] of several kinds (HWC RGB, HW grey, HWC RGBA)."""
-    rng = np.random.default_rng(seed)
-    if kind == "noise":
-        return rng.random((h, w, 3), dtype=np.float32)
-    if kind == "flat":
-        return np.full((h, w, 3), rng.random(3, dtype=np.float32), np.float32)
-    if kind == "saturated":
-        return (rng.random((h, w, 3)) < 0.5).astype(np.float32)  # only 0 and 1
-    if kind == "gray":
-        return rng.random((h, w), dtype=np.float32)
-    if kind == "rgba":
-        return rng.random((h, w, 4), dtype=np.float32)
-    if kind == "smooth":
-        yy, xx = np.mgrid[0:h, 0:w]
-        base = 0.5 + 0.5 * np.sin(yy[..., None] / 3.0 + xx[..., None] / 5.0 + np.arange(3))
-        return base.astype(np.float32)
-    raise ValueError(kind)
-
-
-KINDS = ["noise", "flat", "saturated", "gray", "rgba", "smooth"]
 
 
 # -- equivalence -------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from _support import tiny_rrdb
+from _support import KINDS, assert_close, make_image, tiny_rrdb, tolerance
 from dermsr import Enhancer
 from dermsr.backends import backend_names, get_backend
 from dermsr.errors import CheckpointError
@@ -25,8 +25,7 @@ from dermsr.models.rrdb import rrdb_expected_shapes
 torch = pytest.importorskip("torch")
 
 AVAILABLE = [n for n in backend_names() if get_backend(n).availability().available]
-#: max |backend − torch| on [0, 1], fp32 (the compact model's table in test_backends.py)
-TOLERANCE = {"torch": 5e-5, "onnxruntime": 5e-5, "ncnn": 5e-5, "executorch": 1e-4}
+OTHERS = [n for n in AVAILABLE if n != "torch"]
 RELEASED = {"realesrgan-x4plus": "REALESRGAN_X4PLUS_UP4X", "realesrgan-x4plus-anime": "REALESRGAN_X4PLUSANIME_UP4X"}
 
 
@@ -98,15 +97,48 @@ def test_written_ncnn_files_run_in_raw_ncnn_like_torch(tmp_path):
     assert np.abs(raw - ref).max() <= 1e-5
 
 
-@pytest.mark.parametrize("backend", AVAILABLE)
-def test_every_runtime_agrees_with_torch(backend):
+@pytest.fixture(scope="module")
+def rrdb_enhancers() -> dict[str, Enhancer]:
+    """A small random RRDBNet on every available runtime, whole images (sessions shared)."""
     model = tiny_rrdb()
+    return {name: Enhancer(model, backend=name, tile=None) for name in AVAILABLE}
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(KINDS), h=st.integers(1, 48), w=st.integers(1, 48), seed=st.integers(0, 2**32 - 1))
+@example(kind="noise", h=1, w=1, seed=0)
+@example(kind="rgba", h=9, w=13, seed=3)
+def test_every_runtime_agrees_with_torch_on_random_images(rrdb_enhancers, backend, kind, h, w, seed):
+    """The compact model's equivalence test (test_backends.py), on RRDBNet: any size from 1×1,
+    grey, RGBA, flat, saturated and smooth images, within the same tolerance table."""
+    image = make_image(kind, h, w, seed)
+    ref = rrdb_enhancers["torch"].enhance(image)
+    got = rrdb_enhancers[backend].enhance(image)
+    assert got.shape == ref.shape == (4 * h, 4 * w, *image.shape[2:])
+    assert_close(got, ref, backend, f"RRDBNet {kind} {h}x{w}")
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+def test_every_runtime_agrees_on_constants_batches_and_uint8(rrdb_enhancers, backend, isic_crop):
+    torch_enhancer, other = rrdb_enhancers["torch"], rrdb_enhancers[backend]
+    for value in (0.0, 0.5, 1.0):
+        x = np.full((1, 3, 11, 6), value, np.float32)
+        assert_close(other.run(x), torch_enhancer.run(x), backend, f"constant {value}")
+    x = np.random.default_rng(7).random((3, 3, 10, 14), dtype=np.float32)
+    got = other.run(x)
+    assert_close(got, torch_enhancer.run(x), backend, "batch of 3")
+    np.testing.assert_array_equal(got[1:2], other.run(x[1:2]))
+    ref, out = torch_enhancer.enhance(isic_crop), other.enhance(isic_crop)
+    assert out.dtype == np.uint8 and np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_torch_runtime_is_the_network_itself(rrdb_enhancers):
+    """The reference the others are held to: the torch backend equals the module, clamped."""
     x = np.random.default_rng(2).random((1, 3, 21, 17), dtype=np.float32)
     with torch.no_grad():
-        ref = model.to_torch()(torch.from_numpy(x)).numpy()
-    y = Enhancer(model, backend=backend, tile=None).run(x)
-    assert y.shape == ref.shape
-    assert np.abs(y - np.clip(ref, 0, 1)).max() <= TOLERANCE.get(backend, 1e-4)
+        ref = tiny_rrdb().to_torch()(torch.from_numpy(x)).numpy()
+    assert np.abs(rrdb_enhancers["torch"].run(x) - np.clip(ref, 0, 1)).max() <= 5e-5
 
 
 @pytest.mark.parametrize("backend", [b for b in ("ncnn", "onnxruntime") if b in AVAILABLE])
@@ -115,7 +147,7 @@ def test_released_anime_model_agrees_across_runtimes(backend, isic_crop):
     image = isic_crop[:24, :28]
     ref = Enhancer(model, backend="torch", tile=None).enhance(image.astype(np.float32) / 255)
     y = Enhancer(model, backend=backend, tile=None).enhance(image.astype(np.float32) / 255)
-    assert np.abs(y - ref).max() <= TOLERANCE[backend]
+    assert np.abs(y - ref).max() <= tolerance(backend)[0]
 
 
 def test_tiles_with_the_full_receptive_field_equal_untiled_output():

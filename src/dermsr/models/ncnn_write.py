@@ -72,9 +72,8 @@ class _Graph:
         self.chunks += [b"\0\0\0\0", _f32(weight), _f32(bias)]
         return self.layer("Convolution", name, [x], params, outs)
 
-    def files(self, last: str) -> tuple[str, bytes]:
-        if last != OUTPUT_NAME:
-            raise AssertionError("the last layer must write out0")  # pragma: no cover - writer bug
+    def files(self) -> tuple[str, bytes]:
+        """The ``.param`` text and ``.bin`` bytes, once the last layer has written ``out0``."""
         self.blobs.append(OUTPUT_NAME)
         param = "\n".join([str(NCNN_MAGIC), f"{len(self.layers)} {len(self.blobs)}", *self.layers]) + "\n"
         return param, b"".join(self.chunks)
@@ -119,10 +118,10 @@ def ncnn_files(model: Model) -> tuple[str, bytes]:
     if cfg.resized_output:
         total = g.layer("BinaryOp", "add", [shuffled, base], "0=0")
         r = cfg.scale / cfg.upscale
-        out = g.layer("Interp", "resize_bicubic", [total], f"0=3 1={r} 2={r} 6=0", outs=[OUTPUT_NAME])
+        g.layer("Interp", "resize_bicubic", [total], f"0=3 1={r} 2={r} 6=0", outs=[OUTPUT_NAME])
     else:
-        out = g.layer("BinaryOp", "add", [shuffled, base], "0=0", outs=[OUTPUT_NAME])
-    return g.files(out)
+        g.layer("BinaryOp", "add", [shuffled, base], "0=0", outs=[OUTPUT_NAME])
+    return g.files()
 
 
 def _rrdb_files(cfg: RRDBConfig, w: Mapping[str, np.ndarray]) -> tuple[str, bytes]:
@@ -157,4 +156,5 @@ def _rrdb_files(cfg: RRDBConfig, w: Mapping[str, np.ndarray]) -> tuple[str, byte
     for up in ("conv_up1", "conv_up2"):
         x = conv(up, g.layer("Interp", f"{up}.nearest", [x], "0=1 1=2.0 2=2.0 6=0"), act=True)
     x = conv("conv_hr", x, act=True)
-    return g.files(g.conv("conv_last", x, w["conv_last.weight"], w["conv_last.bias"], outs=[OUTPUT_NAME]))
+    g.conv("conv_last", x, w["conv_last.weight"], w["conv_last.bias"], outs=[OUTPUT_NAME])
+    return g.files()

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import CheckpointError
 from .sizes import AnySizeNetwork
-from .spec import conv_gflops, torch_state_dict
+from .spec import check_config_ints, conv_gflops, torch_state_dict
 
 __all__ = ["RRDBConfig", "conv_keys", "infer_rrdb_config", "is_rrdb_state_dict", "rrdb_expected_shapes"]
 
@@ -63,10 +63,7 @@ class RRDBConfig(AnySizeNetwork):
     num_grow_ch: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("num_in_ch", "num_out_ch", "num_feat", "num_block", "num_grow_ch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise CheckpointError(f"{name} must be a positive int, got {value!r}")
+        check_config_ints(self, ("num_in_ch", "num_out_ch", "num_feat", "num_block", "num_grow_ch"))
 
     @property
     def scale(self) -> int:

@@ -86,6 +86,16 @@ class NetworkConfig(Protocol):
     def build_torch(self, weights: Mapping[str, np.ndarray]) -> Any: ...
 
 
+def check_config_ints(config: Any, names: tuple[str, ...], lo: int = 1) -> None:
+    """Raise :class:`~dermsr.errors.CheckpointError` unless each field ``names`` of ``config``
+    is an int of at least ``lo``."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < lo:
+            want = "a positive int" if lo == 1 else f"an int >= {lo}"
+            raise CheckpointError(f"{name} must be {want}, got {value!r}")
+
+
 def conv_gflops(weights: Mapping[str, np.ndarray], pixels: Mapping[str, float]) -> float:
     """2 × multiply-accumulates of the 4-D ``*.weight`` tensors, each over ``pixels[key]``
     output pixels (GFLOP)."""
@@ -136,12 +146,8 @@ class ModelConfig(AnySizeNetwork):
     def __post_init__(self) -> None:
         if self.act_type not in ACT_TYPES:
             raise CheckpointError(f"act_type must be one of {ACT_TYPES}, got {self.act_type!r}")
-        for name in ("num_in_ch", "num_out_ch", "num_feat", "upscale"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise CheckpointError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.num_conv, int) or self.num_conv < 0:
-            raise CheckpointError(f"num_conv must be an int >= 0, got {self.num_conv!r}")
+        check_config_ints(self, ("num_in_ch", "num_out_ch", "num_feat", "upscale"))
+        check_config_ints(self, ("num_conv",), lo=0)
         if self.out_scale is not None and not (1 <= self.out_scale <= self.upscale):
             raise CheckpointError(
                 f"out_scale must be between 1 and upscale={self.upscale}, got {self.out_scale}"
